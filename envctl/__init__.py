@@ -1,0 +1,1 @@
+"""envctl: validate, render, promote and roll back the environment files."""

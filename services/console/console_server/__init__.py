@@ -1,0 +1,1 @@
+"""console service: FastAPI control console over the pipeline's gRPC API."""

@@ -1,0 +1,1 @@
+"""pipeline service: serves one continuous-gtfs pipeline over gRPC (pipeline.v1)."""
