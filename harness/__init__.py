@@ -1,1 +1,1 @@
-"""harness: build the images and run both services as containers for tests, make up and the bench."""
+"""harness: build the images and run both services as containers (tests, make up, bench)."""
