@@ -1,0 +1,140 @@
+"""Run the loaded pipeline on one feed with continuous-gtfs, and describe the
+result in pipeline.v1 terms.
+
+The framework does the work (parse → DAG execution → validate → package);
+this module only adds what the service reports: rows before/after for each
+file a step touches (through the executor's hooks), findings and log lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from continuous_gtfs.executor import PipelineExecutor
+from continuous_gtfs.parsers import parse
+from continuous_gtfs.pipelines import run_schedule_pipeline
+from continuous_gtfs.step import Step
+
+from pipeline.v1 import pipeline_pb2 as pb
+
+from .loader import LoadedPipeline
+
+log = logging.getLogger(__name__)
+
+_STEP_STATUS = {
+    "success": pb.STEP_STATUS_SUCCESS,
+    "error": pb.STEP_STATUS_FAILED,
+    "skipped": pb.STEP_STATUS_SKIPPED,
+}
+
+
+@dataclass
+class RunOutcome:
+    status: int
+    step_results: list[pb.StepResult]
+    output: bytes | None
+    error: str = ""
+
+
+@dataclass
+class _RowCounter:
+    """Executor hooks that count rows of each touched file around a step."""
+
+    before: dict[str, dict[str, int]] = field(default_factory=dict)
+    after: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @staticmethod
+    def _rows(ctx: Any, step: Step) -> dict[str, int]:
+        return {f: len(ctx.output[f]) for f in step.files if f in ctx.output}
+
+    def before_step(self, ctx: Any, step: Step) -> None:
+        self.before[step.name] = self._rows(ctx, step)
+
+    def after_step(self, ctx: Any, step: Step, _result: Any) -> None:
+        self.after[step.name] = self._rows(ctx, step)
+
+    def counts(self, step: Step) -> list[pb.FileRowCount]:
+        before, after = self.before.get(step.name, {}), self.after.get(step.name, {})
+        return [
+            pb.FileRowCount(file=f, rows_before=before.get(f, 0), rows_after=after.get(f, 0))
+            for f in step.files
+            if f in before or f in after
+        ]
+
+
+def _finding(raw: dict[str, Any]) -> pb.Finding:
+    return pb.Finding(
+        code=str(raw.get("code", "")),
+        severity=str(raw.get("severity", "")),
+        message=str(raw.get("message", "")),
+        context={str(k): str(v) for k, v in (raw.get("context") or {}).items()},
+        occurrence_count=int(raw.get("occurrence_count", 1)),
+    )
+
+
+def execute(loaded: LoadedPipeline, feed_path: Path, disabled_steps: list[str]) -> RunOutcome:
+    """Run the pipeline on the (already inspected) zip at `feed_path`."""
+    counter = _RowCounter()
+    # fail_fast: a step that errors leaves the data in a state later steps
+    # were not written for; they are reported as skipped instead.
+    executor = PipelineExecutor(fail_fast=True)
+    executor.add_hook("before_step", counter.before_step)
+    executor.add_hook("after_step", counter.after_step)
+
+    inputs = {loaded.input_name: parse("gtfs_schedule_zip", feed_path.read_bytes())}
+    result = run_schedule_pipeline(
+        inputs, loaded.steps, executor=executor, disabled_steps=disabled_steps
+    )
+    del inputs  # the DataFrames are large; the result holds what we still need
+
+    executed = {r.name: r for r in (result.execution_result.steps if result.execution_result else [])}
+    step_results = []
+    for step in loaded.steps:
+        r = executed.get(step.name)
+        if r is None:
+            step_results.append(pb.StepResult(step_name=step.name, status=pb.STEP_STATUS_SKIPPED,
+                                              messages=["not run: an earlier step failed"]))
+            continue
+        messages = [f"{rec.get('level', 'info')}: {rec.get('message', '')}" for rec in r.logs]
+        step_results.append(
+            pb.StepResult(
+                step_name=step.name,
+                status=_STEP_STATUS.get(r.status, pb.STEP_STATUS_FAILED),
+                duration_ms=float(r.duration_ms),
+                row_counts=counter.counts(step),
+                findings=[_finding(f) for f in r.findings],
+                messages=messages,
+                error=r.error or "",
+            )
+        )
+
+    failed = [s.step_name for s in step_results if s.status == pb.STEP_STATUS_FAILED]
+    validation_errors: list[str] = []
+    for stage in result.stages:
+        if stage.name == "validate_output":
+            validation_errors = list(stage.metadata.get("errors", []))
+    if failed:
+        first = executed[failed[0]]
+        return RunOutcome(pb.RUN_STATUS_FAILED, step_results, None,
+                          f"step {failed[0]} failed: {first.error_type}: {first.error}")
+    if validation_errors:
+        return RunOutcome(pb.RUN_STATUS_FAILED, step_results, None,
+                          "output is not a valid GTFS feed: " + "; ".join(validation_errors[:5]))
+    return RunOutcome(pb.RUN_STATUS_COMPLETED, step_results, result.output_zip)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1024 * 1024):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def now_ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000

@@ -1,0 +1,110 @@
+"""Build and run the gRPC server: pipeline.v1, grpc.health.v1, reflection."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent import futures
+from dataclasses import dataclass
+from types import FrameType
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from pipeline.v1 import pipeline_pb2 as pb
+from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
+
+from .loader import LoadedPipeline, load_pipeline
+from .runs import RunStore
+from .servicer import PipelineServicer
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["PipelineService"].full_name
+# Chunks are ~1 MiB; 8 MiB leaves room for a client that sends bigger ones
+# without letting one message hold the whole feed.
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+
+@dataclass
+class RunningServer:
+    server: grpc.Server
+    health: health.HealthServicer
+    port: int
+    pipeline: LoadedPipeline
+
+    def stop(self, grace: float | None) -> None:
+        # Tell load balancers and the console first, then drain.
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
+
+
+def start(settings: Settings, *, host: str = "[::]") -> RunningServer:
+    """Load the pipeline (failing loudly), then bind and start serving.
+
+    Health turns SERVING only after the DAG is resolved and the port bound.
+    """
+    pipeline = load_pipeline(settings.pipelines_dir, settings.pipeline_name)
+    log.info(
+        "loaded pipeline %s: %d steps, order %s",
+        pipeline.name,
+        len(pipeline.steps),
+        " -> ".join(pipeline.step_names()),
+    )
+    store = RunStore(
+        output_dir=settings.data_dir / f"outputs-{settings.port}",
+        max_history=settings.max_history_runs,
+        max_output_bytes=settings.max_output_bytes,
+        max_concurrent=settings.max_concurrent_runs,
+    )
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="rpc"),
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            # Accept the console's keepalive pings (every 30 s) without GOAWAY.
+            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            ("grpc.keepalive_permit_without_calls", 1),
+            # Two servers on one port must fail loudly, not share traffic.
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    pb_grpc.add_PipelineServiceServicer_to_server(PipelineServicer(pipeline, settings, store), server)
+    health_servicer = health.HealthServicer(
+        experimental_non_blocking=True,
+        experimental_thread_pool=futures.ThreadPoolExecutor(max_workers=2),
+    )
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    try:
+        port = server.add_insecure_port(f"{host}:{settings.port}")
+    except RuntimeError as exc:  # grpc reports a failed bind this way
+        raise OSError(f"could not bind {host}:{settings.port} (PORT): address in use?") from exc
+    server.start()
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("listening on %s:%d", host, port)
+    return RunningServer(server, health_servicer, port, pipeline)
+
+
+def serve(settings: Settings) -> None:
+    """Serve until SIGTERM/SIGINT, then shut down gracefully."""
+    running = start(settings)
+    stopping = threading.Event()
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    try:
+        stopping.wait()
+    finally:
+        running.stop(settings.shutdown_grace_seconds)
+        log.info("stopped")

@@ -1,0 +1,253 @@
+"""pipeline.v1.PipelineService: the gRPC face of one loaded pipeline.
+
+Bad input never takes the server down: every rejection is a status code with
+a message saying what is wrong (INVALID_ARGUMENT, RESOURCE_EXHAUSTED,
+NOT_FOUND), and a run that fails inside the pipeline is a *failed run*, not
+an RPC error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from pipeline.v1 import pipeline_pb2 as pb
+from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
+
+from .feed import FeedError, FeedLimits, inspect_feed
+from .loader import LoadedPipeline
+from .runner import execute
+from .runs import BadPageToken, RunNotFound, RunStore, TooManyRuns
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+
+def _now() -> Timestamp:
+    ts = Timestamp()
+    ts.GetCurrentTime()
+    return ts
+
+
+class PipelineServicer(pb_grpc.PipelineServiceServicer):
+    def __init__(self, pipeline: LoadedPipeline, settings: Settings, store: RunStore) -> None:
+        self._pipeline = pipeline
+        self._settings = settings
+        self._store = store
+        self._limits = FeedLimits(
+            max_uncompressed_bytes=settings.max_uncompressed_bytes,
+            max_compression_ratio=settings.max_compression_ratio,
+            max_entries=settings.max_zip_entries,
+        )
+
+    # --- read-only ---------------------------------------------------------
+
+    def GetStatus(
+        self, request: pb.GetStatusRequest, context: grpc.ServicerContext
+    ) -> pb.GetStatusResponse:
+        response = pb.GetStatusResponse(
+            healthy=True,
+            pipeline_name=self._pipeline.name,
+            step_count=len(self._pipeline.steps),
+            version=self._settings.image_commit,
+            active_runs=self._store.active,
+            framework_version=self._pipeline.framework_version,
+        )
+        last = self._store.last_finished()
+        if last is not None:
+            response.last_run_time.CopyFrom(last.finished_at)
+        return response
+
+    def ListSteps(
+        self, request: pb.ListStepsRequest, context: grpc.ServicerContext
+    ) -> pb.ListStepsResponse:
+        steps = [
+            pb.Step(
+                name=s.name,
+                type=pb.STEP_TYPE_BUILTIN if s.is_builtin else pb.STEP_TYPE_CUSTOM,
+                builtin_class=s.builtin_name or "",
+                files=list(s.files),
+                description=(s.description or "").strip(),
+                index=i,
+                enabled=s.enabled,
+            )
+            for i, s in enumerate(self._pipeline.steps)
+        ]
+        return pb.ListStepsResponse(steps=steps)
+
+    def GetDag(self, request: pb.GetDagRequest, context: grpc.ServicerContext) -> pb.GetDagResponse:
+        dag = self._pipeline.reactflow
+        return pb.GetDagResponse(
+            reactflow_json=self._pipeline.reactflow_json,
+            node_count=len(dag["nodes"]),
+            edge_count=len(dag["edges"]),
+        )
+
+    def GetRun(self, request: pb.GetRunRequest, context: grpc.ServicerContext) -> pb.Run:
+        return self._get(request.run_id, context)
+
+    def ListRuns(
+        self, request: pb.ListRunsRequest, context: grpc.ServicerContext
+    ) -> pb.ListRunsResponse:
+        if request.page_size < 0:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "page_size must not be negative")
+        size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        try:
+            runs, token = self._store.page(size, request.page_token)
+        except BadPageToken as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return pb.ListRunsResponse(runs=runs, next_page_token=token)
+
+    def DownloadOutput(
+        self, request: pb.DownloadOutputRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.DownloadOutputResponse]:
+        run = self._get(request.run_id, context)
+        if run.status != pb.RUN_STATUS_COMPLETED:
+            context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"run {run.run_id} has no output: it is {pb.RunStatus.Name(run.status)}",
+            )
+        path = self._store.output_path(run.run_id)
+        try:
+            fh = path.open("rb") if path is not None else None
+        except FileNotFoundError:
+            fh = None
+        if fh is None:
+            context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f"output of run {run.run_id} was evicted from this instance's disk budget",
+            )
+        with fh:
+            while chunk := fh.read(self._settings.download_chunk_bytes):
+                yield pb.DownloadOutputResponse(chunk=chunk)
+
+    def _get(self, run_id: str, context: grpc.ServicerContext) -> pb.Run:
+        if not run_id:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "run_id is required")
+        try:
+            return self._store.get(run_id)
+        except RunNotFound:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no run {run_id!r} on this instance")
+
+    # --- runs --------------------------------------------------------------
+
+    def RunPipeline(
+        self, request_iterator: Iterator[pb.RunPipelineRequest], context: grpc.ServicerContext
+    ) -> pb.Run:
+        first = next(request_iterator, None)
+        if first is None or first.WhichOneof("payload") != "options":
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "the first RunPipeline message must carry options, the rest the zip in chunks",
+            )
+        options = first.options
+        unknown = sorted(set(options.disabled_steps) - set(self._pipeline.step_names()))
+        if unknown:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"disabled_steps names unknown steps {unknown}; "
+                f"steps are {self._pipeline.step_names()}",
+            )
+        cap = self._settings.max_upload_bytes
+        if options.declared_size > cap:
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"upload too large: {options.declared_size} bytes declared, limit {cap} bytes",
+            )
+        try:
+            with self._store.slot():
+                return self._run(options, request_iterator, context)
+        except TooManyRuns as exc:
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+
+    def _run(
+        self,
+        options: pb.RunOptions,
+        chunks: Iterator[pb.RunPipelineRequest],
+        context: grpc.ServicerContext,
+    ) -> pb.Run:
+        run_id = self._store.new_run_id()
+        upload = self._store.upload_path(run_id)
+        try:
+            size, digest = self._receive(chunks, upload, context)
+            try:
+                inspect_feed(upload, self._limits)
+            except FeedError as exc:
+                log.info("run %s rejected: %s", run_id, exc)
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid feed: {exc}")
+            run = pb.Run(
+                run_id=run_id,
+                status=pb.RUN_STATUS_RUNNING,
+                label=options.label,
+                started_at=_now(),
+                input_size=size,
+                input_sha256=digest,
+                version=self._settings.image_commit,
+            )
+            self._store.add(run)
+            log.info("run %s started (%d bytes, label %r)", run_id, size, options.label)
+            return self._execute(run, upload, list(options.disabled_steps))
+        finally:
+            upload.unlink(missing_ok=True)
+
+    def _receive(
+        self, chunks: Iterator[pb.RunPipelineRequest], upload: Path, context: grpc.ServicerContext
+    ) -> tuple[int, str]:
+        """Spool the chunks to disk (never the whole feed in memory twice)."""
+        cap = self._settings.max_upload_bytes
+        size, digest = 0, hashlib.sha256()
+        with upload.open("wb") as fh:
+            for message in chunks:
+                if message.WhichOneof("payload") != "chunk":
+                    context.abort(
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        "options may only be sent once, in the first message",
+                    )
+                size += len(message.chunk)
+                if size > cap:
+                    context.abort(
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        f"upload too large: more than {cap} bytes received, limit {cap} bytes",
+                    )
+                digest.update(message.chunk)
+                fh.write(message.chunk)
+        if size == 0:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no feed received: send the zip in chunks")
+        return size, digest.hexdigest()
+
+    def _execute(self, run: pb.Run, upload: Path, disabled: list[str]) -> pb.Run:
+        start = time.perf_counter()
+        try:
+            outcome = execute(self._pipeline, upload, disabled)
+        except Exception as exc:  # a broken step module must not take the server down
+            log.exception("run %s crashed", run.run_id)
+            run.status = pb.RUN_STATUS_FAILED
+            run.error = f"pipeline crashed: {type(exc).__name__}: {exc}"
+            output = None
+        else:
+            run.status = outcome.status
+            run.error = outcome.error
+            run.step_results.extend(outcome.step_results)
+            output = outcome.output
+            if output is not None:
+                run.output_size = len(output)
+                run.output_sha256 = hashlib.sha256(output).hexdigest()
+        run.finished_at.CopyFrom(_now())
+        run.duration_ms = (time.perf_counter() - start) * 1000
+        self._store.update(run, output)
+        log.info(
+            "run %s %s in %.0f ms",
+            run.run_id,
+            pb.RunStatus.Name(run.status),
+            run.duration_ms,
+        )
+        return self._store.get(run.run_id)
