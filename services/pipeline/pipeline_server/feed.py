@@ -46,7 +46,9 @@ def _check_name(name: str) -> None:
         or (len(name) > 1 and name[1] == ":")
         or ".." in posixpath.normpath(name).split("/")
     ):
-        raise FeedError(f"zip entry {name!r} has a path outside the feed; GTFS files sit at the root")
+        raise FeedError(
+            f"zip entry {name!r} has a path outside the feed; GTFS files sit at the root"
+        )
 
 
 def inspect_feed(path: Path, limits: FeedLimits) -> FeedSummary:

@@ -19,7 +19,6 @@ from continuous_gtfs.executor import PipelineExecutor
 from continuous_gtfs.parsers import parse
 from continuous_gtfs.pipelines import run_schedule_pipeline
 from continuous_gtfs.step import Step
-
 from pipeline.v1 import pipeline_pb2 as pb
 
 from .loader import LoadedPipeline
@@ -35,7 +34,7 @@ _STEP_STATUS = {
 
 @dataclass
 class RunOutcome:
-    status: int
+    status: pb.RunStatus
     step_results: list[pb.StepResult]
     output: bytes | None
     error: str = ""
@@ -92,13 +91,20 @@ def execute(loaded: LoadedPipeline, feed_path: Path, disabled_steps: list[str]) 
     )
     del inputs  # the DataFrames are large; the result holds what we still need
 
-    executed = {r.name: r for r in (result.execution_result.steps if result.execution_result else [])}
+    executed = {
+        r.name: r for r in (result.execution_result.steps if result.execution_result else [])
+    }
     step_results = []
     for step in loaded.steps:
         r = executed.get(step.name)
         if r is None:
-            step_results.append(pb.StepResult(step_name=step.name, status=pb.STEP_STATUS_SKIPPED,
-                                              messages=["not run: an earlier step failed"]))
+            step_results.append(
+                pb.StepResult(
+                    step_name=step.name,
+                    status=pb.STEP_STATUS_SKIPPED,
+                    messages=["not run: an earlier step failed"],
+                )
+            )
             continue
         messages = [f"{rec.get('level', 'info')}: {rec.get('message', '')}" for rec in r.logs]
         step_results.append(
@@ -120,11 +126,19 @@ def execute(loaded: LoadedPipeline, feed_path: Path, disabled_steps: list[str]) 
             validation_errors = list(stage.metadata.get("errors", []))
     if failed:
         first = executed[failed[0]]
-        return RunOutcome(pb.RUN_STATUS_FAILED, step_results, None,
-                          f"step {failed[0]} failed: {first.error_type}: {first.error}")
+        return RunOutcome(
+            pb.RUN_STATUS_FAILED,
+            step_results,
+            None,
+            f"step {failed[0]} failed: {first.error_type}: {first.error}",
+        )
     if validation_errors:
-        return RunOutcome(pb.RUN_STATUS_FAILED, step_results, None,
-                          "output is not a valid GTFS feed: " + "; ".join(validation_errors[:5]))
+        return RunOutcome(
+            pb.RUN_STATUS_FAILED,
+            step_results,
+            None,
+            "output is not a valid GTFS feed: " + "; ".join(validation_errors[:5]),
+        )
     return RunOutcome(pb.RUN_STATUS_COMPLETED, step_results, result.output_zip)
 
 

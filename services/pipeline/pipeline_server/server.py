@@ -12,7 +12,6 @@ from types import FrameType
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-
 from pipeline.v1 import pipeline_pb2 as pb
 from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
 
@@ -72,7 +71,9 @@ def start(settings: Settings, *, host: str = "[::]") -> RunningServer:
             ("grpc.so_reuseport", 0),
         ],
     )
-    pb_grpc.add_PipelineServiceServicer_to_server(PipelineServicer(pipeline, settings, store), server)
+    pb_grpc.add_PipelineServiceServicer_to_server(
+        PipelineServicer(pipeline, settings, store), server
+    )
     health_servicer = health.HealthServicer(
         experimental_non_blocking=True,
         experimental_thread_pool=futures.ThreadPoolExecutor(max_workers=2),

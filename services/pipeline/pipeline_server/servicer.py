@@ -13,10 +13,10 @@ import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-
 from pipeline.v1 import pipeline_pb2 as pb
 from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
 
@@ -30,6 +30,13 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+
+
+def abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
+    """End the RPC with `code`. grpc raises inside `context.abort`; the raise
+    below only tells the type checker that control never comes back."""
+    context.abort(code, message)
+    raise AssertionError("context.abort returned")
 
 
 def _now() -> Timestamp:
@@ -99,12 +106,12 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
         self, request: pb.ListRunsRequest, context: grpc.ServicerContext
     ) -> pb.ListRunsResponse:
         if request.page_size < 0:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "page_size must not be negative")
+            abort(context, grpc.StatusCode.INVALID_ARGUMENT, "page_size must not be negative")
         size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         try:
             runs, token = self._store.page(size, request.page_token)
         except BadPageToken as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         return pb.ListRunsResponse(runs=runs, next_page_token=token)
 
     def DownloadOutput(
@@ -112,17 +119,19 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
     ) -> Iterator[pb.DownloadOutputResponse]:
         run = self._get(request.run_id, context)
         if run.status != pb.RUN_STATUS_COMPLETED:
-            context.abort(
+            abort(
+                context,
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"run {run.run_id} has no output: it is {pb.RunStatus.Name(run.status)}",
             )
         path = self._store.output_path(run.run_id)
         try:
-            fh = path.open("rb") if path is not None else None
+            if path is None:
+                raise FileNotFoundError(run.run_id)
+            fh = path.open("rb")
         except FileNotFoundError:
-            fh = None
-        if fh is None:
-            context.abort(
+            abort(
+                context,
                 grpc.StatusCode.NOT_FOUND,
                 f"output of run {run.run_id} was evicted from this instance's disk budget",
             )
@@ -132,11 +141,11 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
 
     def _get(self, run_id: str, context: grpc.ServicerContext) -> pb.Run:
         if not run_id:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "run_id is required")
+            abort(context, grpc.StatusCode.INVALID_ARGUMENT, "run_id is required")
         try:
             return self._store.get(run_id)
         except RunNotFound:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"no run {run_id!r} on this instance")
+            abort(context, grpc.StatusCode.NOT_FOUND, f"no run {run_id!r} on this instance")
 
     # --- runs --------------------------------------------------------------
 
@@ -145,21 +154,24 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
     ) -> pb.Run:
         first = next(request_iterator, None)
         if first is None or first.WhichOneof("payload") != "options":
-            context.abort(
+            abort(
+                context,
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "the first RunPipeline message must carry options, the rest the zip in chunks",
             )
         options = first.options
         unknown = sorted(set(options.disabled_steps) - set(self._pipeline.step_names()))
         if unknown:
-            context.abort(
+            abort(
+                context,
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"disabled_steps names unknown steps {unknown}; "
                 f"steps are {self._pipeline.step_names()}",
             )
         cap = self._settings.max_upload_bytes
         if options.declared_size > cap:
-            context.abort(
+            abort(
+                context,
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"upload too large: {options.declared_size} bytes declared, limit {cap} bytes",
             )
@@ -167,7 +179,7 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
             with self._store.slot():
                 return self._run(options, request_iterator, context)
         except TooManyRuns as exc:
-            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+            abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
 
     def _run(
         self,
@@ -183,7 +195,7 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
                 inspect_feed(upload, self._limits)
             except FeedError as exc:
                 log.info("run %s rejected: %s", run_id, exc)
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid feed: {exc}")
+                abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"invalid feed: {exc}")
             run = pb.Run(
                 run_id=run_id,
                 status=pb.RUN_STATUS_RUNNING,
@@ -208,20 +220,26 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
         with upload.open("wb") as fh:
             for message in chunks:
                 if message.WhichOneof("payload") != "chunk":
-                    context.abort(
+                    abort(
+                        context,
                         grpc.StatusCode.INVALID_ARGUMENT,
                         "options may only be sent once, in the first message",
                     )
                 size += len(message.chunk)
                 if size > cap:
-                    context.abort(
+                    abort(
+                        context,
                         grpc.StatusCode.RESOURCE_EXHAUSTED,
                         f"upload too large: more than {cap} bytes received, limit {cap} bytes",
                     )
                 digest.update(message.chunk)
                 fh.write(message.chunk)
         if size == 0:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no feed received: send the zip in chunks")
+            abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "no feed received: send the zip in chunks",
+            )
         return size, digest.hexdigest()
 
     def _execute(self, run: pb.Run, upload: Path, disabled: list[str]) -> pb.Run:

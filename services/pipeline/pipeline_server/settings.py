@@ -109,7 +109,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         try:
             values["shutdown_grace_seconds"] = float(raw)
         except ValueError:
-            raise SettingsError(f"PIPELINE_SHUTDOWN_GRACE_SECONDS={raw!r} is not a number") from None
+            raise SettingsError(
+                f"PIPELINE_SHUTDOWN_GRACE_SECONDS={raw!r} is not a number"
+            ) from None
     name = str(values["pipeline_name"])
     if not name or "/" in name or name.startswith("."):
         raise SettingsError(f"PIPELINE_NAME={name!r} must be the name of one folder")

@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from pipeline.v1 import pipeline_pb2 as pb
 from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
 
@@ -50,16 +49,29 @@ def zip_entries(entries: dict[str, bytes]) -> bytes:
     [
         (lambda build, good: b"this is not a zip", "not a zip"),
         (lambda build, good: good[: len(good) // 2], "not a zip"),
-        (lambda build, good: build({"stops.txt": None, "stop_times.txt": None}), "missing required GTFS files: stops.txt, stop_times.txt"),
-        (lambda build, good: zip_entries({"../escape.txt": b"x", "stops.txt": b"stop_id\n"}), "path outside the feed"),
-        (lambda build, good: zip_entries({"/etc/stops.txt": b"stop_id\n"}), "path outside the feed"),
+        (
+            lambda build, good: build({"stops.txt": None, "stop_times.txt": None}),
+            "missing required GTFS files: stops.txt, stop_times.txt",
+        ),
+        (
+            lambda build, good: zip_entries({"../escape.txt": b"x", "stops.txt": b"stop_id\n"}),
+            "path outside the feed",
+        ),
+        (
+            lambda build, good: zip_entries({"/etc/stops.txt": b"stop_id\n"}),
+            "path outside the feed",
+        ),
         (lambda build, good: zip_entries({"feed/stops.txt": b"stop_id\n"}), "inside a folder"),
         (lambda build, good: zip_entries({"stops.txt": b"0" * (64 * 1024 * 1024)}), "zip bomb"),
     ],
     ids=["not-zip", "truncated", "missing-files", "dotdot", "absolute", "folder", "bomb-ratio"],
 )
 def test_invalid_feed_is_invalid_argument(
-    serve, feed_with, tiny_feed: bytes, make_feed, expected: str  # type: ignore[no-untyped-def]
+    serve,
+    feed_with,
+    tiny_feed: bytes,
+    make_feed,
+    expected: str,  # type: ignore[no-untyped-def]
 ) -> None:
     _, channel = serve()
     stub = pb_grpc.PipelineServiceStub(channel)
@@ -96,7 +108,10 @@ def test_upload_over_cap_is_resource_exhausted(serve, tiny_feed: bytes) -> None:
         ([], "first RunPipeline message must carry options"),
         ([pb.RunPipelineRequest(options=pb.RunOptions())], "no feed received"),
         (
-            [pb.RunPipelineRequest(options=pb.RunOptions()), pb.RunPipelineRequest(options=pb.RunOptions())],
+            [
+                pb.RunPipelineRequest(options=pb.RunOptions()),
+                pb.RunPipelineRequest(options=pb.RunOptions()),
+            ],
             "options may only be sent once",
         ),
         (
@@ -132,7 +147,9 @@ def test_bad_page_token(stub: pb_grpc.PipelineServiceStub) -> None:
 
 
 def test_run_beyond_concurrency_cap_is_resource_exhausted(
-    serve, tiny_feed: bytes, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+    serve,
+    tiny_feed: bytes,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
 ) -> None:
     monkeypatch.setenv("SLOW_STEP_SECONDS", "1.5")
     _, channel = serve(pipeline_name="slow", max_concurrent_runs=1)
@@ -159,7 +176,10 @@ def test_history_and_outputs_are_bounded(serve, tiny_feed: bytes) -> None:  # ty
     ids = [stub.RunPipeline(requests(tiny_feed)).run_id for _ in range(5)]
     listed = [r.run_id for r in stub.ListRuns(pb.ListRunsRequest(page_size=100)).runs]
     assert listed == ids[:1:-1]
-    assert rejected(lambda: stub.GetRun(pb.GetRunRequest(run_id=ids[0]))).code() == grpc.StatusCode.NOT_FOUND
+    assert (
+        rejected(lambda: stub.GetRun(pb.GetRunRequest(run_id=ids[0]))).code()
+        == grpc.StatusCode.NOT_FOUND
+    )
 
 
 def test_oldest_output_evicted_over_disk_budget(serve, tiny_feed: bytes) -> None:  # type: ignore[no-untyped-def]
@@ -170,8 +190,10 @@ def test_oldest_output_evicted_over_disk_budget(serve, tiny_feed: bytes) -> None
     stub = pb_grpc.PipelineServiceStub(channel)
     ids = [stub.RunPipeline(requests(tiny_feed)).run_id for _ in range(3)]
     oldest = stub.GetRun(pb.GetRunRequest(run_id=ids[0]))
-    assert oldest.status == pb.RUN_STATUS_COMPLETED and not oldest.output_available
+    assert oldest.status == pb.RUN_STATUS_COMPLETED
+    assert not oldest.output_available
     err = rejected(lambda: list(stub.DownloadOutput(pb.DownloadOutputRequest(run_id=ids[0]))))
-    assert err.code() == grpc.StatusCode.NOT_FOUND and "evicted" in (err.details() or "")
+    assert err.code() == grpc.StatusCode.NOT_FOUND
+    assert "evicted" in (err.details() or "")
     assert stub.GetRun(pb.GetRunRequest(run_id=ids[2])).output_available
     assert list(stub.DownloadOutput(pb.DownloadOutputRequest(run_id=ids[2])))

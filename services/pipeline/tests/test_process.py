@@ -14,7 +14,6 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from pipeline_server.server import start
 from pipeline_server.settings import Settings, SettingsError, load_settings
 
@@ -55,9 +54,12 @@ def test_unloadable_pipeline_stops_startup(name: str, expected: list[str]) -> No
 
 @pytest.mark.parametrize(
     ("env", "variable"),
-    [({"PORT": "http"}, "PORT"), ({"PORT": "70000"}, "PORT"),
-     ({"PIPELINE_MAX_UPLOAD_BYTES": "-5"}, "PIPELINE_MAX_UPLOAD_BYTES"),
-     ({"PIPELINE_NAME": "../etc"}, "PIPELINE_NAME")],
+    [
+        ({"PORT": "http"}, "PORT"),
+        ({"PORT": "70000"}, "PORT"),
+        ({"PIPELINE_MAX_UPLOAD_BYTES": "-5"}, "PIPELINE_MAX_UPLOAD_BYTES"),
+        ({"PIPELINE_NAME": "../etc"}, "PIPELINE_NAME"),
+    ],
 )
 def test_nonsense_settings_are_refused(env: dict[str, str], variable: str) -> None:
     with pytest.raises(SettingsError, match=variable):
@@ -65,14 +67,21 @@ def test_nonsense_settings_are_refused(env: dict[str, str], variable: str) -> No
 
 
 def test_sigterm_drains_and_exits_cleanly(unused_port: int) -> None:
-    env = {**os.environ, "PORT": str(unused_port), "PIPELINES_DIR": str(FIXTURES), "PIPELINE_NAME": "simple"}
+    env = {
+        **os.environ,
+        "PORT": str(unused_port),
+        "PIPELINES_DIR": str(FIXTURES),
+        "PIPELINE_NAME": "simple",
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline_server"], env=env, stdout=subprocess.PIPE, text=True
     )
     try:
         with grpc.insecure_channel(f"127.0.0.1:{unused_port}") as channel:
             grpc.channel_ready_future(channel).result(timeout=30)
-            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=5
+            )
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)

@@ -12,7 +12,6 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-
 from pipeline.v1 import pipeline_pb2 as pb
 from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
 
@@ -53,7 +52,10 @@ def test_dag_is_reactflow_without_duplicate_edges(stub: pb_grpc.PipelineServiceS
     dag = stub.GetDag(pb.GetDagRequest())
     parsed = json.loads(dag.reactflow_json)
     assert {n["id"] for n in parsed["nodes"]} == {
-        "init", "publisher", "drop_unnamed_stops", "fail_on_marker"
+        "init",
+        "publisher",
+        "drop_unnamed_stops",
+        "fail_on_marker",
     }
     assert {n["type"] for n in parsed["nodes"]} == {"builtin", "custom"}
     edges = [(e["source"], e["target"]) for e in parsed["edges"]]
@@ -75,7 +77,10 @@ def test_run_reports_steps_rows_findings_and_output(
     assert run.input_sha256 == hashlib.sha256(tiny_feed).hexdigest()
     by_name = {s.step_name: s for s in run.step_results}
     assert [s.step_name for s in run.step_results] == [
-        "init", "publisher", "drop_unnamed_stops", "fail_on_marker"
+        "init",
+        "publisher",
+        "drop_unnamed_stops",
+        "fail_on_marker",
     ]
     assert all(s.status == pb.STEP_STATUS_SUCCESS for s in run.step_results)
     drop = by_name["drop_unnamed_stops"]
@@ -83,9 +88,12 @@ def test_run_reports_steps_rows_findings_and_output(
     assert drop.findings[0].code == "stops_counted"
     assert drop.findings[0].context["kept"] == "2"
     assert any("kept 2 of 3 stops" in m for m in drop.messages)
-    assert run.output_available and run.output_size > 0
+    assert run.output_available
+    assert run.output_size > 0
 
-    output = b"".join(c.chunk for c in stub.DownloadOutput(pb.DownloadOutputRequest(run_id=run.run_id)))
+    output = b"".join(
+        c.chunk for c in stub.DownloadOutput(pb.DownloadOutputRequest(run_id=run.run_id))
+    )
     assert len(output) == run.output_size
     assert hashlib.sha256(output).hexdigest() == run.output_sha256
     with zipfile.ZipFile(io.BytesIO(output)) as zf:
@@ -96,10 +104,13 @@ def test_run_reports_steps_rows_findings_and_output(
 def test_failed_step_fails_the_run(
     stub: pb_grpc.PipelineServiceStub, feed_with: Callable[..., bytes]
 ) -> None:
-    feed = feed_with({"routes.txt": "route_id,agency_id,route_short_name,route_type\nR1,A,FAIL,3\n"})
+    feed = feed_with(
+        {"routes.txt": "route_id,agency_id,route_short_name,route_type\nR1,A,FAIL,3\n"}
+    )
     run = stub.RunPipeline(requests(feed))
     assert run.status == pb.RUN_STATUS_FAILED
-    assert "fail_on_marker" in run.error and "route FAIL found" in run.error
+    assert "fail_on_marker" in run.error
+    assert "route FAIL found" in run.error
     assert run.step_results[-1].status == pb.STEP_STATUS_FAILED
     assert not run.output_available
     with pytest.raises(grpc.RpcError) as err:
@@ -139,6 +150,8 @@ def test_health_serving_and_reflection(serve) -> None:  # type: ignore[no-untype
         reply = health.Check(health_pb2.HealthCheckRequest(service=service))
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
     refl = reflection_pb2_grpc.ServerReflectionStub(channel)
-    replies = list(refl.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
+    replies = list(
+        refl.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+    )
     names = {s.name for s in replies[0].list_services_response.service}
     assert {"pipeline.v1.PipelineService", "grpc.health.v1.Health"} <= names
