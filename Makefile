@@ -49,6 +49,10 @@ proto: ## Generate Python code from services/proto (never committed)
 up: install ## Run the local environment in the foreground (Ctrl-C stops it)
 	tools/run-local
 
+.PHONY: run-local
+run-local: install ## Both services from the checkout, no containers (fast inner loop)
+	tools/run-local
+
 .PHONY: test
 test: install ## Run every test
 	tools/run-tests $(WORKERS)
