@@ -1,0 +1,46 @@
+"""What the working tree is: its commit, whether it is dirty, which files it holds."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+GENERATED = Path("services/proto/gen")
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def head_commit() -> str:
+    return _git("rev-parse", "HEAD").strip()
+
+
+def is_dirty() -> bool:
+    # Untracked files count: they end up in the image as much as tracked ones.
+    return bool(_git("status", "--porcelain", "--untracked-files=normal").strip())
+
+
+def tree_files(include_generated: bool = False) -> list[str]:
+    """Tracked and untracked-but-not-ignored files, as the image would see them."""
+    names = _git("ls-files", "--cached", "--others", "--exclude-standard", "-z").split("\0")
+    files = sorted({n for n in names if n and (REPO_ROOT / n).is_file()})
+    if include_generated:
+        gen = REPO_ROOT / GENERATED
+        files += sorted(
+            str(p.relative_to(REPO_ROOT))
+            for p in gen.rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts
+        )
+    return files
+
+
+def content_hash(files: list[str]) -> str:
+    hasher = hashlib.sha256()
+    for rel in files:
+        hasher.update(rel.encode() + b"\0" + (REPO_ROOT / rel).read_bytes() + b"\0")
+    return hasher.hexdigest()
