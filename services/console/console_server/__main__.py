@@ -1,0 +1,49 @@
+"""``console-server``: serve the console on 0.0.0.0:$PORT until SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+from pydantic import ValidationError
+
+from .app import create_app
+from .logs import configure_logging
+from .settings import load_settings
+
+log = logging.getLogger("console_server")
+
+# Cloud Run sends SIGTERM and waits 10 s before SIGKILL; uvicorn stops
+# accepting, lets in-flight requests finish for up to this long, then runs
+# the lifespan shutdown (closing the channel).
+GRACEFUL_SHUTDOWN_SECONDS = 8
+
+
+def main() -> None:
+    configure_logging()
+    try:
+        settings = load_settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        log.critical("invalid settings: %s", problems)
+        sys.exit(2)
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host="0.0.0.0",
+        port=settings.port,
+        log_config=None,  # keep the JSON handler configured above
+        # Cloud Run's front end is the only client; trust its X-Forwarded-*.
+        proxy_headers=True,
+        forwarded_allow_ips="*",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        server_header=False,
+    )
+    uvicorn.Server(config).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""The FastAPI application: routes, error handlers, and the pipeline channel."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.resources import files
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
+
+from .errors import install_error_handlers
+from .grpc_client import PipelineClient
+from .limits import MULTIPART_SLACK_BYTES, UploadLimitMiddleware
+from .routes import api_router
+from .settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+# In-flight calls get this long to finish when the console shuts down.
+CHANNEL_CLOSE_GRACE_SECONDS = 5.0
+
+
+def _openapi_without_422(app: FastAPI) -> dict[str, Any]:
+    """FastAPI documents a 422 on every route with parameters; this console
+    answers validation errors with 400 in the common error shape instead."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                operation.get("responses", {}).pop("422", None)
+        components = schema.get("components", {}).get("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings if settings is not None else load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = PipelineClient(settings)
+        app.state.pipeline = client
+        log.info(
+            "pipeline at %s (tls=%s, id token=%s)",
+            settings.pipeline_addr,
+            settings.pipeline_tls,
+            "for " + settings.pipeline_audience if settings.pipeline_audience else "off",
+        )
+        try:
+            yield
+        finally:
+            await client.close(CHANNEL_CLOSE_GRACE_SECONDS)
+
+    app = FastAPI(
+        title="Pipeline console",
+        version=settings.image_commit,
+        description="Watch and drive the GTFS pipeline service over its gRPC API.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(
+        UploadLimitMiddleware,
+        path="/api/runs",
+        max_body_bytes=settings.console_max_upload_bytes + MULTIPART_SLACK_BYTES,
+    )
+    app.include_router(api_router)
+    app.mount(
+        "/static",
+        StaticFiles(directory=str(files("console_server") / "static")),
+        name="static",
+    )
+    app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,169 @@
+"""One error shape for every failure: ``{"error": {"code", "message"}}``.
+
+gRPC statuses from the pipeline, FastAPI's own validation errors and 404s,
+and any unexpected exception all end here, so a client (and the dashboard)
+handles one shape and never sees a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import grpc
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. pipeline_unavailable")
+    message: str = Field(description="What went wrong, for a person")
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class ConsoleError(Exception):
+    """An error the console answers with a given HTTP status and code."""
+
+    def __init__(self, status_code: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+
+
+# What each status means on this API; used for the OpenAPI descriptions.
+_DESCRIPTIONS: dict[int, str] = {
+    400: "The request or the uploaded feed is invalid",
+    404: "No such run (or its output is no longer kept)",
+    409: "The run has no output (still running or failed)",
+    413: "The upload is larger than the limit",
+    429: "The pipeline is busy with other runs; retry later",
+    500: "Unexpected console error (details are in the logs, never in the body)",
+    502: "The pipeline answered with an error the console cannot map",
+    503: "The pipeline is unreachable, timed out, or refused the console's credentials",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries documenting the error body per status."""
+    return {s: {"model": ErrorBody, "description": _DESCRIPTIONS[s]} for s in statuses}
+
+
+# Every route that calls the pipeline can fail these ways.
+PIPELINE_ERRORS = (500, 502, 503)
+
+
+def _looks_like_size_cap(message: str) -> bool:
+    # The pipeline says "upload too large: ..." for its upload cap and
+    # "... runs already in progress ..." when it is busy; both are
+    # RESOURCE_EXHAUSTED, but only the first is the client's fault.
+    lowered = message.lower()
+    return "too large" in lowered or "too big" in lowered
+
+
+def from_rpc_error(err: grpc.aio.AioRpcError) -> ConsoleError:
+    """Map a failed pipeline call to the console's HTTP answer."""
+    status = err.code()
+    detail = err.details() or status.name
+    match status:
+        case grpc.StatusCode.UNAVAILABLE:
+            return ConsoleError(503, "pipeline_unavailable", f"pipeline unreachable: {detail}")
+        case grpc.StatusCode.DEADLINE_EXCEEDED:
+            return ConsoleError(
+                503, "pipeline_timeout", f"pipeline did not answer in time: {detail}"
+            )
+        case grpc.StatusCode.INVALID_ARGUMENT:
+            return ConsoleError(400, "invalid_argument", detail)
+        case grpc.StatusCode.NOT_FOUND:
+            return ConsoleError(404, "not_found", detail)
+        case grpc.StatusCode.FAILED_PRECONDITION:
+            return ConsoleError(409, "failed_precondition", detail)
+        case grpc.StatusCode.RESOURCE_EXHAUSTED if _looks_like_size_cap(detail):
+            return ConsoleError(413, "upload_too_large", detail)
+        case grpc.StatusCode.RESOURCE_EXHAUSTED:
+            return ConsoleError(429, "pipeline_busy", detail)
+        case grpc.StatusCode.UNAUTHENTICATED | grpc.StatusCode.PERMISSION_DENIED:
+            # A deploy problem (wrong audience, missing run.invoker), not the
+            # user's: the console cannot serve until it is fixed, hence 503.
+            return ConsoleError(
+                503,
+                "pipeline_auth_failed",
+                f"the pipeline refused the console's credentials ({status.name}): {detail}; "
+                "check PIPELINE_AUDIENCE and that the console's service account may invoke it",
+            )
+        case _:
+            return ConsoleError(502, "pipeline_error", f"pipeline error {status.name}: {detail}")
+
+
+def error_response(status_code: int, code: str, message: str) -> JSONResponse:
+    body = ErrorBody(error=ErrorDetail(code=code, message=message))
+    return JSONResponse(status_code=status_code, content=body.model_dump())
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "upload_too_large",
+}
+
+
+async def _console_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ConsoleError)
+    return error_response(exc.status_code, exc.code, exc.message)
+
+
+async def _rpc_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, grpc.aio.AioRpcError)
+    mapped = from_rpc_error(exc)
+    # An outage is worth a warning; "no such run" is the client's business.
+    log.log(
+        logging.WARNING if mapped.status_code >= 500 else logging.INFO,
+        "%s %s: pipeline answered %s: %s",
+        request.method,
+        request.url.path,
+        exc.code().name,
+        exc.details(),
+    )
+    return error_response(mapped.status_code, mapped.code, mapped.message)
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+    response = error_response(exc.status_code, code, str(exc.detail))
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # One line per problem, "where: what", instead of FastAPI's nested list.
+    parts = []
+    for problem in exc.errors():
+        where = ".".join(str(p) for p in problem.get("loc", ()))
+        parts.append(f"{where}: {problem.get('msg', 'invalid')}")
+    return error_response(400, "invalid_request", "; ".join(parts) or "invalid request")
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # The traceback goes to the log, never into the response.
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal_error", "unexpected console error; see the console's logs")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ConsoleError, _console_error)
+    app.add_exception_handler(grpc.aio.AioRpcError, _rpc_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)
