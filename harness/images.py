@@ -33,7 +33,14 @@ from typing import Any
 from harness import base_image, wheelhouse
 from harness.engine import ensure_engine
 from harness.locks import file_lock
-from harness.tree import REPO_ROOT, content_hash, head_commit, is_dirty, tree_files
+from harness.tree import (
+    REPO_ROOT,
+    content_hash,
+    head_commit,
+    image_inputs,
+    is_dirty,
+    tree_files,
+)
 
 NAMES = {"pipeline": "gtfs-pipeline", "console": "gtfs-console"}
 CONTENT_LABEL = "org.cloudrun-gtfs.content"
@@ -180,7 +187,7 @@ def build(
     with file_lock(LOCK):
         chosen = base_image.resolve(requested).ref
         files = tree_files(include_generated=True)
-        digest = content_hash(files)
+        digest = content_hash(image_inputs(files))
         images = {s: _build_one(s, tag, digest, chosen, commit, files) for s in services}
         result = Build(commit, tag, dirty, chosen, images)
         _write_manifest(result)

@@ -39,6 +39,22 @@ def tree_files(include_generated: bool = False) -> list[str]:
     return files
 
 
+# What shapes the services' behaviour inside the images. Docs, tests, the bench
+# and the harness itself do not, so editing them does not rebuild the images.
+IMAGE_INPUTS = (
+    "pyproject.toml",
+    "services/pipeline/",
+    "services/console/",
+    "services/proto/",
+    "envctl/",
+    "pipelines/",
+)
+
+
+def image_inputs(files: list[str]) -> list[str]:
+    return [f for f in files if f.startswith(IMAGE_INPUTS) and "tests" not in Path(f).parts[:-1]]
+
+
 def content_hash(files: list[str]) -> str:
     hasher = hashlib.sha256()
     for rel in files:
