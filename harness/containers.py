@@ -98,7 +98,7 @@ def _start(
     container = (
         DockerContainer(image)
         .with_envs(**{**env, "PORT": str(port)})
-        .with_name(f"gtfs-{service}-{stack}-{port}")
+        .with_name(f"gtfs-{service}-{stack}-{uuid.uuid4().hex[:6]}")
         .with_kwargs(
             network_mode="host",
             labels={STACK_LABEL: stack, SERVICE_LABEL: service},
@@ -142,6 +142,34 @@ def _wait(box: ServiceContainer, check: str, timeout: float) -> None:
     raise _fail(box, f"was not ready within {timeout:.0f}s")
 
 
+def _start_ready(
+    service: str,
+    image: str,
+    stack: str,
+    port: int | None,
+    env: Mapping[str, str],
+    check: str,
+    timeout: float,
+) -> ServiceContainer:
+    # A port picked here is free only until something else binds it; another test
+    # worker may win that race. Retry with a new port; a fixed port is not retried.
+    attempts = 1 if port else 3
+    for attempt in range(1, attempts + 1):
+        box = _start(service, image, port or free_port(), stack, env)
+        try:
+            _wait(box, check, timeout)
+        except ContainerFailed:
+            box.remove()
+            if attempt == attempts:
+                raise
+            continue
+        except BaseException:
+            box.remove()
+            raise
+        return box
+    raise AssertionError("unreachable")
+
+
 def start_pipeline(
     image: str,
     stack: str,
@@ -150,13 +178,7 @@ def start_pipeline(
     timeout: float = START_TIMEOUT_S,
 ) -> ServiceContainer:
     """Start the pipeline and wait until grpc.health.v1 says SERVING."""
-    box = _start("pipeline", image, port or free_port(), stack, env or {})
-    try:
-        _wait(box, "grpc", timeout)
-    except BaseException:
-        box.remove()
-        raise
-    return box
+    return _start_ready("pipeline", image, stack, port, env or {}, "grpc", timeout)
 
 
 def start_console(
@@ -169,13 +191,7 @@ def start_console(
 ) -> ServiceContainer:
     """Start the console pointed at `pipeline_addr` and wait until /readyz is 200."""
     settings = {"PIPELINE_TLS": "false", **(env or {}), "PIPELINE_ADDR": pipeline_addr}
-    box = _start("console", image, port or free_port(), stack, settings)
-    try:
-        _wait(box, "http", timeout)
-    except BaseException:
-        box.remove()
-        raise
-    return box
+    return _start_ready("console", image, stack, port, settings, "http", timeout)
 
 
 @dataclasses.dataclass

@@ -1,0 +1,32 @@
+"""Fixtures of the container harness, and container logs on failing tests."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+
+import pytest
+
+from harness.fixtures import (  # noqa: F401 - fixtures are found by name
+    built_images,
+    channel,
+    console_url,
+    pipeline_stub,
+    stack,
+    stacks,
+)
+from harness.fixtures import LIVE
+
+LOG_TAIL_CHARS = 20_000
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    # Setup failures matter too: a stack that never became ready is one.
+    if report.failed and report.when in ("setup", "call"):
+        for name, box in list(LIVE.items()):
+            logs = box.logs()
+            report.sections.append((f"container logs: {name}", logs[-LOG_TAIL_CHARS:]))
