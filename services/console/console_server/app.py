@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from .errors import install_error_handlers
 from .grpc_client import PipelineClient
-from .limits import MULTIPART_SLACK_BYTES, UploadLimitMiddleware
+from .limits import UploadLimitMiddleware
 from .routes import api_router
 from .settings import Settings, load_settings
 
@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         UploadLimitMiddleware,
         path="/api/runs",
-        max_body_bytes=settings.console_max_upload_bytes + MULTIPART_SLACK_BYTES,
+        max_upload_bytes=settings.console_max_upload_bytes,
     )
     app.include_router(api_router)
     app.mount(

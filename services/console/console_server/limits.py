@@ -19,13 +19,14 @@ MULTIPART_SLACK_BYTES = 64 * 1024
 
 
 class UploadLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, path: str, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, path: str, max_upload_bytes: int) -> None:
         self.app = app
         self.path = path
-        self.max_body_bytes = max_body_bytes
+        self.max_upload_bytes = max_upload_bytes
+        self.max_body_bytes = max_upload_bytes + MULTIPART_SLACK_BYTES
 
     def _message(self) -> str:
-        return f"request body exceeds the upload limit of {self.max_body_bytes} bytes"
+        return f"upload is larger than the limit of {self.max_upload_bytes} bytes"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:

@@ -1,0 +1,275 @@
+"""Test support: real ``pipeline-server`` and ``console-server`` processes,
+each on a free loopback port, and tiny GTFS zips built in memory.
+
+Real processes, not in-process apps: the console's settings, logging, channel
+and shutdown are exercised as they run in the image, and a pipeline can be
+stopped and restarted under a console that keeps running.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+BIN = Path(sys.executable).parent
+STARTUP_TIMEOUT_SECONDS = 30.0
+
+# A feed the metro_schedule pipeline completes: two stops share a name and a
+# place (merged), one is unused (removed).
+TINY_FEED: dict[str, str] = {
+    "agency.txt": "agency_id,agency_name,agency_url,agency_timezone\n"
+    "A,Metro,https://metro.example,Europe/Paris\n",
+    "stops.txt": "stop_id,stop_name,stop_lat,stop_lon,location_type,parent_station\n"
+    "S1,Central,48.85,2.35,0,\n"
+    "S2,Central,48.85,2.35,0,\n"
+    "S3,North,48.86,2.36,0,\n"
+    "S4,Unused,48.87,2.37,0,\n",
+    "routes.txt": "route_id,agency_id,route_short_name,route_long_name,route_type\n"
+    "R1,A,1,Line 1,1\n",
+    "trips.txt": "route_id,service_id,trip_id\nR1,WK,T1\n",
+    "stop_times.txt": "trip_id,arrival_time,departure_time,stop_id,stop_sequence\n"
+    "T1,08:00:00,08:00:00,S1,1\n"
+    "T1,08:05:00,08:05:00,S3,2\n",
+    "calendar.txt": "service_id,monday,tuesday,wednesday,thursday,friday,saturday,sunday,"
+    "start_date,end_date\nWK,1,1,1,1,1,0,0,20260101,20261231\n",
+}
+
+# A served stop whose parent_station does not exist: validate_stop_hierarchy
+# fails, so the run fails.
+BROKEN_HIERARCHY: dict[str, str] = {
+    **TINY_FEED,
+    "stops.txt": "stop_id,stop_name,stop_lat,stop_lon,location_type,parent_station\n"
+    "S1,Central,48.85,2.35,0,NOPE\n"
+    "S3,North,48.86,2.36,0,\n",
+}
+
+
+def make_zip(files: dict[str, str | bytes], *, compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression) as zf:
+        for name, content in files.items():
+            zf.writestr(name, content)
+    return buf.getvalue()
+
+
+def padded_zip(size: int) -> bytes:
+    """A zip of about ``size`` bytes (incompressible padding, stored)."""
+    return make_zip({**TINY_FEED, "padding.bin": os.urandom(size)}, compression=zipfile.ZIP_STORED)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The test's environment minus anything that would send loopback traffic
+    elsewhere (proxies) or pick other credentials."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k.lower() not in {"http_proxy", "https_proxy", "grpc_proxy", "all_proxy"}
+        and not k.startswith(("GCE_METADATA", "GOOGLE_", "PIPELINE_", "CONSOLE_"))
+    }
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost,::1"
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Proc:
+    """A server subprocess with its output in a file (shown when it fails)."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    popen: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def start(self) -> None:
+        # Append: a restarted server keeps its earlier lines for diagnosis.
+        with self.log_path.open("ab") as log:
+            self.popen = subprocess.Popen(
+                self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def fail(self, why: str) -> None:
+        pytest.fail(f"{self.name}: {why}\n--- {self.log_path} ---\n{self.log()[-6000:]}")
+
+    def signal(self, sig: signal.Signals) -> None:
+        assert self.popen is not None
+        self.popen.send_signal(sig)
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        if self.popen is None or self.popen.poll() is not None:
+            return None if self.popen is None else self.popen.returncode
+        # A stopped (SIGSTOP) process ignores SIGTERM until continued.
+        self.popen.send_signal(signal.SIGCONT)
+        self.popen.terminate()
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            return self.popen.wait(5)
+
+
+@dataclass
+class PipelineServer(Proc):
+    port: int = 0
+
+    @property
+    def addr(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def wait_serving(self, timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
+        deadline = time.monotonic() + timeout
+        with grpc.insecure_channel(self.addr) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            while time.monotonic() < deadline:
+                if not self.alive():
+                    self.fail("exited before SERVING")
+                try:
+                    reply = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.RpcError:
+                    pass
+                time.sleep(0.1)
+        self.fail(f"not SERVING within {timeout} s")
+
+
+@dataclass
+class ConsoleServer(Proc):
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, trust_env=False, **kwargs)  # type: ignore[arg-type]
+
+    def wait_up(self, timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
+        deadline = time.monotonic() + timeout
+        with self.client() as client:
+            while time.monotonic() < deadline:
+                if not self.alive():
+                    self.fail("exited before answering /healthz")
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)
+        self.fail(f"/healthz not 200 within {timeout} s")
+
+    def wait_ready(self, timeout: float = STARTUP_TIMEOUT_SECONDS) -> float:
+        """Poll /readyz until 200; returns the seconds it took."""
+        start = time.monotonic()
+        with self.client() as client:
+            while time.monotonic() - start < timeout:
+                if client.get("/readyz").status_code == 200:
+                    return time.monotonic() - start
+                time.sleep(0.2)
+        self.fail(f"/readyz not 200 within {timeout} s")
+        raise AssertionError  # unreachable: fail() raises
+
+
+class Launcher:
+    """Starts real server processes and stops them all at the end."""
+
+    def __init__(self, tmp: pytest.TempPathFactory) -> None:
+        self._tmp = tmp
+        self._started: list[Proc] = []
+
+    def pipeline(self, port: int | None = None, **env: str) -> PipelineServer:
+        """A pipeline-server serving metro_schedule (PIPELINE_* overrides as kwargs)."""
+        port = port or free_port()
+        workdir = self._tmp.mktemp("pipeline")
+        server = PipelineServer(
+            name=f"pipeline-server :{port}",
+            argv=[str(BIN / "pipeline-server")],
+            env=clean_env(
+                PORT=str(port),
+                PIPELINE_NAME="metro_schedule",
+                IMAGE_COMMIT="pipeline-test-commit",
+                PIPELINE_DATA_DIR=str(workdir / "data"),
+                **env,
+            ),
+            log_path=workdir / "pipeline.log",
+            port=port,
+        )
+        server.start()
+        self._started.append(server)
+        server.wait_serving()
+        return server
+
+    def restart(self, server: PipelineServer) -> None:
+        """Start a stopped pipeline again, same port and settings."""
+        server.start()
+        server.wait_serving()
+
+    def console(self, pipeline_addr: str, *, wait: bool = True, **env: str) -> ConsoleServer:
+        """A console-server for PIPELINE_ADDR (other settings as kwargs)."""
+        port = free_port()
+        workdir = self._tmp.mktemp("console")
+        server = ConsoleServer(
+            name=f"console-server :{port}",
+            argv=[str(BIN / "console-server")],
+            env=clean_env(
+                PORT=str(port),
+                PIPELINE_ADDR=pipeline_addr,
+                IMAGE_COMMIT="console-test-commit",
+                **env,
+            ),
+            log_path=workdir / "console.log",
+            port=port,
+        )
+        server.start()
+        self._started.append(server)
+        if wait:
+            server.wait_up()
+        return server
+
+    def stop_all(self) -> None:
+        # Consoles first: their channel closes against a live pipeline.
+        for server in reversed(self._started):
+            server.stop()
+
+
+# Caps of the shared stack, small so over-cap uploads stay cheap: the console
+# refuses more than CONSOLE_CAP itself; the pipeline refuses more than
+# PIPELINE_CAP (less than the console's) with RESOURCE_EXHAUSTED.
+CONSOLE_CAP = 1024 * 1024
+PIPELINE_CAP = 256 * 1024
+
+
+@dataclass
+class Stack:
+    pipeline: PipelineServer
+    console: ConsoleServer
