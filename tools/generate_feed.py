@@ -53,7 +53,7 @@ import math
 import random
 import sys
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -79,6 +79,10 @@ _BUS_SPACING_M = 300.0
 # Main St's two sides: far enough to be two stops, close enough to look like one.
 _STREET_WIDTH_M = 20.0
 _B2_STREETS = ("Oak St", "Pine St", "Elm St", "Birch St", None, "Cedar St", "Maple St", "Ash St")
+#: stop_times rows in one trip over every pattern (each route, each direction).
+#: From this many rows on every stop meant to be served is served, and
+#: MERGED_STOPS / REMOVED_STOPS hold; fewer rows still make a valid feed.
+MIN_FULL_ROWS = 2 * (len(_LINES) * _STATIONS_PER_LINE + _B1_STOPS + len(_B2_STREETS))
 _SECONDS_PER_STOP = 120
 _DWELL_S = 30
 _FIRST_DEPARTURE_S = 5 * 3600
@@ -224,7 +228,7 @@ class _Network:
             self.stops[rows[stop_id]] = (*row[:5], parent)
 
 
-def _frame(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> pl.DataFrame:
+def _frame(columns: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> pl.DataFrame:
     # "" becomes null so an empty field is written empty, not as a quoted "".
     cells = [tuple(cell or None for cell in row) for row in rows]
     return pl.DataFrame(cells, schema=dict.fromkeys(columns, pl.String), orient="row")

@@ -244,7 +244,8 @@ def _rewrite_references(
     touched: dict[str, pl.Series] = {}
     for file, column in present_references(output):
         df = output[file].with_columns(pl.col(column).cast(pl.String))
-        hit = df.get_column(column).is_in(old.implode())
+        # fill_null: an empty reference (null) is no reference; a null mask would drop the row.
+        hit = df.get_column(column).is_in(old.implode()).fill_null(False)
         changed[f"{file}.{column}"] = count = int(hit.sum())
         touched[file] = touched[file] | hit if file in touched else hit
         if count:
@@ -342,7 +343,9 @@ def merge_stops(ctx: PipelineContext) -> None:
     transfers_deduplicated = pathway_loops_dropped = 0
     if survivor_of:
         merged = pl.Series(list(survivor_of), dtype=pl.String)
-        ctx.output[STOPS] = stops.filter(~pl.col("stop_id").cast(pl.String).is_in(merged.implode()))
+        ctx.output[STOPS] = stops.filter(
+            ~pl.col("stop_id").cast(pl.String).is_in(merged.implode()).fill_null(False)
+        )
         changed, touched = _rewrite_references(ctx.output, survivor_of)
         transfers_deduplicated, pathway_loops_dropped = _tidy_rewritten(ctx.output, touched)
         for old, new in survivor_of.items():

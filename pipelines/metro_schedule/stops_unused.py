@@ -93,7 +93,7 @@ def remove_unused_stops(ctx: PipelineContext) -> None:
 
     view = hierarchy_view(stops)
     kept = _kept_stop_ids(view, used)
-    is_kept = view.get_column("stop_id").is_in(kept.implode())
+    is_kept = view.get_column("stop_id").is_in(kept.implode()).fill_null(False)
     removed = view.filter(~is_kept)
     ctx.output[STOPS] = stops.filter(is_kept)
 
@@ -105,7 +105,10 @@ def remove_unused_stops(ctx: PipelineContext) -> None:
         if file in (STOP_TIMES, STOPS) or removed_ids.is_empty():
             continue
         df = ctx.output[file]
-        remaining = df.filter(~pl.col(column).cast(pl.String).is_in(removed_ids.implode()))
+        # fill_null: an empty reference (a transfer between routes, say) names no
+        # stop and stays; a null in the filter mask would drop it.
+        names_removed = pl.col(column).cast(pl.String).is_in(removed_ids.implode())
+        remaining = df.filter(~names_removed.fill_null(False))
         dropped[file] = dropped.get(file, 0) + df.height - remaining.height
         ctx.output[file] = remaining
 
