@@ -19,6 +19,7 @@ from continuous_gtfs.executor import PipelineExecutor
 from continuous_gtfs.parsers import parse
 from continuous_gtfs.pipelines import run_schedule_pipeline
 from continuous_gtfs.step import Step
+
 from pipeline.v1 import pipeline_pb2 as pb
 
 from .loader import LoadedPipeline

@@ -17,6 +17,7 @@ from typing import NoReturn
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
+
 from pipeline.v1 import pipeline_pb2 as pb
 from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+
 from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
 from pipeline_server.server import RunningServer, start
 from pipeline_server.settings import Settings, load_settings

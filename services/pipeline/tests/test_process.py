@@ -14,6 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from pipeline_server.server import start
 from pipeline_server.settings import Settings, SettingsError, load_settings
 
