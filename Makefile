@@ -29,7 +29,7 @@ $(PY):
 $(VENV)/.installed: pyproject.toml $(PROTOS) | $(PY)
 	$(PY) -m pip install --quiet "grpcio-tools>=1.66"
 	$(MAKE) --no-print-directory proto
-	$(PY) -m pip install --quiet -e '.[test,dev]'
+	$(PY) -m pip install --quiet -e '.[test,dev,bench]'
 	@touch $@
 
 .PHONY: install
