@@ -1,0 +1,86 @@
+"""The git operations envctl needs, run as argument lists (never through a shell)."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from envctl.errors import EnvctlError
+
+
+def git(repo_root: Path, *args: str) -> str:
+    try:
+        result = subprocess.run(
+            ["git", *args], cwd=repo_root, capture_output=True, text=True, check=False
+        )
+    except FileNotFoundError:
+        raise EnvctlError(
+            "git is not installed (envctl reads and writes history with it)"
+        ) from None
+    if result.returncode != 0:
+        detail = " ".join(result.stderr.split()) or f"exit status {result.returncode}"
+        raise EnvctlError(f"git {args[0]} failed: {detail}")
+    return result.stdout
+
+
+def require_clean(repo_root: Path) -> None:
+    """Refuse to write when tracked files have uncommitted changes (staged or not).
+
+    Untracked files do not count (as for ``git describe --dirty``): the commit envctl
+    makes contains exactly the file it changed, and nothing else can slip in.
+    """
+    status = git(repo_root, "status", "--porcelain", "--untracked-files=no")
+    dirty = [line[3:] for line in status.splitlines() if line.strip()]
+    if dirty:
+        more = f" and {len(dirty) - 1} more" if len(dirty) > 1 else ""
+        raise EnvctlError(
+            f"{dirty[0]}: uncommitted changes{more}; commit or stash them first "
+            "(envctl writes exactly one commit on a clean tree)"
+        )
+
+
+def show(repo_root: Path, commit: str, path: str) -> str | None:
+    """``path`` as it was at ``commit``, or None where it did not exist."""
+    try:
+        return git(repo_root, "show", f"{commit}:{path}")
+    except EnvctlError:
+        return None
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    commit: str
+    date: str  # author date, ISO 8601
+    author: str  # "Name <email>"
+    subject: str
+    trailers: dict[str, list[str]]
+
+
+_FIELD, _RECORD = "\x1f", "\x1e"
+
+
+def log(repo_root: Path, path: str) -> list[LogEntry]:
+    """Commits that touched ``path``, newest first."""
+    fmt = _FIELD.join(["%H", "%aI", "%an <%ae>", "%s", "%(trailers:only,unfold)"]) + _RECORD
+    out = git(repo_root, "log", f"--format={fmt}", "--", path)
+    entries = []
+    for record in out.split(_RECORD):
+        fields = record.strip("\n").split(_FIELD)
+        if len(fields) != 5:
+            continue
+        commit, date, author, subject, trailer_text = fields
+        trailers: dict[str, list[str]] = {}
+        for line in trailer_text.splitlines():
+            key, sep, value = line.partition(":")
+            if sep:
+                trailers.setdefault(key.strip(), []).append(value.strip())
+        entries.append(LogEntry(commit, date, author, subject, trailers))
+    return entries
+
+
+def commit_file(repo_root: Path, path: str, message: str) -> str:
+    """Commit exactly ``path`` with ``message``; returns the new commit's SHA."""
+    git(repo_root, "add", "--", path)
+    git(repo_root, "commit", "--quiet", "-m", message, "--", path)
+    return git(repo_root, "rev-parse", "HEAD").strip()

@@ -1,0 +1,394 @@
+"""Policy rules: what environments/schema.json cannot express.
+
+Each rule is a function of one parsed environment that yields Problems naming the file,
+the service and the field. They run after the schema passed, so they may rely on its
+shape (required keys present, types right). ``RULES`` maps each rule id to its function;
+``check`` runs them all. The ids appear in ``envctl validate --json`` output.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from envctl.errors import FieldPath, Problem
+from envctl.model import CHECKOUT, Environment
+from envctl.yamlio import parse
+
+Rule = Callable[[Environment], Iterator[Problem]]
+RULES: dict[str, Rule] = {}
+
+
+def rule(rule_id: str) -> Callable[[Rule], Rule]:
+    def register(func: Rule) -> Rule:
+        def tagged(env: Environment) -> Iterator[Problem]:
+            for problem in func(env):
+                yield Problem(problem.file, problem.path, problem.message, problem.line, rule_id)
+
+        RULES[rule_id] = tagged
+        return tagged
+
+    return register
+
+
+def check(env: Environment) -> list[Problem]:
+    problems = [p for run in RULES.values() for p in run(env)]
+    return sorted(problems, key=lambda p: (p.line or 0, p.field))
+
+
+def _svc(name: str, *rest: str | int) -> FieldPath:
+    return ("services", name, *rest)
+
+
+# --- images -------------------------------------------------------------------
+
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+
+
+@rule("commit-sha")
+def _commit_sha(env: Environment) -> Iterator[Problem]:
+    """A commit is a full 40-hex SHA; 'checkout' (build the working tree) is local only."""
+    for name in env.services:
+        commit = env.image(name).commit
+        path = _svc(name, "image", "commit")
+        if commit == CHECKOUT:
+            if env.is_cloud:
+                yield env.problem(
+                    path,
+                    f"{name}: 'checkout' (build from the working tree) is for the docker "
+                    "platform only; a cloud environment runs an image CI built from a commit",
+                )
+        elif not _SHA.match(commit):
+            hint = " (use lower-case hex)" if _SHA.match(commit.lower()) else ""
+            yield env.problem(path, f"{name}: {commit!r} is not a full 40-hex commit SHA{hint}")
+
+
+@rule("digest-pinned")
+def _digest_pinned(env: Environment) -> Iterator[Problem]:
+    """Cloud environments pin the digest: a tag can be re-pushed, a digest cannot."""
+    if not env.is_cloud:
+        return
+    for name in env.services:
+        if env.image(name).digest is None:
+            yield env.problem(
+                _svc(name, "image", "digest"),
+                f"{name}: a cloud environment pins the image digest (sha256:...) "
+                "as well as the commit",
+            )
+
+
+_LATEST = re.compile(r"(^latest$|:latest\b)", re.IGNORECASE)
+
+
+@rule("no-latest")
+def _no_latest(env: Environment) -> Iterator[Problem]:
+    """Nothing says 'latest': every environment names exact bytes."""
+    for path, value in _strings(env.data):
+        if _LATEST.search(value):
+            yield env.problem(
+                path, f"says {value!r}; name an exact commit, digest or version instead"
+            )
+
+
+# --- exposure and secrets ---------------------------------------------------------
+
+_PUBLIC = ("allUsers", "allAuthenticatedUsers")
+
+
+@rule("internal-not-public")
+def _internal_not_public(env: Environment) -> Iterator[Problem]:
+    """A service others call, or with internal ingress, is never public."""
+    if not env.is_cloud:
+        return
+    for name, svc in env.services.items():
+        callers = env.callers(name)
+        if callers and svc["ingress"] == "all":
+            yield env.problem(
+                _svc(name, "ingress"),
+                f"{name}: ingress 'all' exposes it to the internet, but it is internal "
+                f"({', '.join(callers)} call{'s' if len(callers) == 1 else ''} it): "
+                "use 'internal'",
+            )
+        if callers or svc["ingress"] != "all":
+            for i, member in enumerate(svc["invokers"]):
+                if member in _PUBLIC:
+                    yield env.problem(
+                        _svc(name, "invokers", i),
+                        f"{name}: {member!r} makes an internal service public; only the "
+                        "services that call it (and named people) may invoke it",
+                    )
+
+
+_SECRET_NAME = re.compile(
+    r"(^|_)(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|CREDENTIALS?)(_|$)"
+)
+# Values that are switches or pointers, not secrets: "true", a mounted file, a resource name.
+_NOT_A_SECRET = re.compile(r"^(|true|false|0|1|yes|no|on|off|/.*|projects/.*)$", re.IGNORECASE)
+_SECRET_VALUES = (
+    ("a PEM private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
+    ("a Google API key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
+    ("an AWS access key", re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")),
+    ("a GitHub token", re.compile(r"\bgh[pousr]_[0-9A-Za-z]{36,}")),
+    ("a Slack token", re.compile(r"\bxox[abprs]-[0-9A-Za-z-]{10,}")),
+    ("a JSON Web Token", re.compile(r"\beyJ[0-9A-Za-z_-]{10,}\.eyJ[0-9A-Za-z_-]{10,}\.")),
+    ("a service-account key", re.compile(r"\"private_key\"\s*:")),
+    ("a password inside a URL", re.compile(r"://[^/\s:@]+:[^/\s@]+@")),
+)
+
+
+@rule("secrets-by-reference")
+def _secrets_by_reference(env: Environment) -> Iterator[Problem]:
+    """Secret values never appear; only Secret Manager references (under 'secrets')."""
+    advice = "put it in Secret Manager and reference it under 'secrets'"
+    for name, svc in env.services.items():
+        for var, value in svc.get("env", {}).items():
+            if _SECRET_NAME.search(var) and not _NOT_A_SECRET.match(value):
+                yield env.problem(
+                    _svc(name, "env", var),
+                    f"{name}: {var} looks like a secret value in plain text; {advice}",
+                )
+    for path, value in _strings(env.data):
+        for what, pattern in _SECRET_VALUES:
+            if pattern.search(value):
+                yield env.problem(path, f"contains {what} in plain text; {advice}")
+                break
+
+
+# --- scaling and wiring ----------------------------------------------------------
+
+# Services that must keep a warm instance in an environment, and why.
+WARM = {"prod": {"pipeline": "a cold start is seconds every console call would wait"}}
+
+
+@rule("warm-instance")
+def _warm_instance(env: Environment) -> Iterator[Problem]:
+    """The pipeline in prod keeps at least one warm instance."""
+    for name, why in WARM.get(env.name, {}).items():
+        svc = env.services.get(name)
+        if svc is not None and env.is_cloud and svc["scaling"]["min_instances"] < 1:
+            yield env.problem(
+                _svc(name, "scaling", "min_instances"),
+                f"{name}: {env.name} keeps at least one warm instance (min_instances >= 1): {why}",
+            )
+
+
+@rule("scaling-range")
+def _scaling_range(env: Environment) -> Iterator[Problem]:
+    if not env.is_cloud:
+        return
+    for name, svc in env.services.items():
+        low, high = svc["scaling"]["min_instances"], svc["scaling"]["max_instances"]
+        if low > high:
+            yield env.problem(
+                _svc(name, "scaling", "min_instances"),
+                f"{name}: min_instances {low} is above max_instances {high}",
+            )
+
+
+@rule("calls-exist")
+def _calls_exist(env: Environment) -> Iterator[Problem]:
+    """Every called service exists in the same environment."""
+    for name in env.services:
+        for i, callee in enumerate(env.calls(name)):
+            if callee == name:
+                yield env.problem(_svc(name, "calls", i), f"{name}: a service does not call itself")
+            elif callee not in env.services:
+                known = ", ".join(env.services)
+                yield env.problem(
+                    _svc(name, "calls", i),
+                    f"{name}: calls {callee!r}, which is not a service of {env.name} "
+                    f"(it has: {known})",
+                )
+
+
+@rule("internal-callee-needs-vpc")
+def _internal_callee_needs_vpc(env: Environment) -> Iterator[Problem]:
+    """Calling an internal-ingress service from Cloud Run needs all egress through the VPC."""
+    if not env.is_cloud:
+        return
+    for name, svc in env.services.items():
+        for callee in env.calls(name):
+            target = env.services.get(callee)
+            if target is None or target["ingress"] == "all":
+                continue
+            vpc = svc.get("vpc")
+            if vpc is None or vpc["egress"] != "all-traffic":
+                path = _svc(name, "vpc", "egress") if vpc else _svc(name, "vpc")
+                yield env.problem(
+                    path,
+                    f"{name}: calls {callee}, whose ingress is {target['ingress']!r}; Cloud Run "
+                    "lets the call in only when it leaves through the VPC "
+                    "(vpc.egress: all-traffic)",
+                )
+
+
+def injected_env(env: Environment, name: str) -> dict[str, str]:
+    """Variables envctl or the stack set for ``name``: names a file must not set itself."""
+    names = {"IMAGE_COMMIT": "envctl sets it from image.commit"}
+    names["PORT"] = "the platform sets it" if env.is_cloud else "envctl sets it from 'port'"
+    for var in ("K_SERVICE", "K_REVISION", "K_CONFIGURATION"):
+        names[var] = "Cloud Run sets it"
+    for callee in env.calls(name):
+        for suffix in ("ADDR", "TLS", "AUDIENCE"):
+            names[f"{env_prefix(callee)}_{suffix}"] = (
+                f"the deploy sets it because it calls {callee}"
+            )
+    if env.is_cloud and env.callers(name):
+        for suffix in ("REQUIRE_ID_TOKEN", "ALLOWED_INVOKERS"):
+            names[f"{env_prefix(name)}_{suffix}"] = "the deploy sets it from its callers"
+    return names
+
+
+def env_prefix(service: str) -> str:
+    """PIPELINE for 'pipeline', FEED_STORE for 'feed-store'."""
+    return service.upper().replace("-", "_")
+
+
+@rule("reserved-env")
+def _reserved_env(env: Environment) -> Iterator[Problem]:
+    """A file does not set what the platform or the deploy injects, nor a name twice."""
+    for name, svc in env.services.items():
+        reserved = injected_env(env, name)
+        secrets = svc.get("secrets", {})
+        for var in svc.get("env", {}):
+            if var in reserved:
+                yield env.problem(
+                    _svc(name, "env", var), f"{name}: {var} is reserved: {reserved[var]}"
+                )
+            elif var in secrets:
+                yield env.problem(
+                    _svc(name, "env", var), f"{name}: {var} is set in both env and secrets"
+                )
+        for var in secrets:
+            if var in reserved:
+                yield env.problem(
+                    _svc(name, "secrets", var), f"{name}: {var} is reserved: {reserved[var]}"
+                )
+
+
+@rule("local-ports")
+def _local_ports(env: Environment) -> Iterator[Problem]:
+    """Host networking: two services cannot share a fixed port."""
+    if env.is_cloud:
+        return
+    owner: dict[int, str] = {}
+    for name, svc in env.services.items():
+        port = svc["port"]
+        if port and port in owner:
+            yield env.problem(_svc(name, "port"), f"{name}: port {port} is also {owner[port]}'s")
+        owner.setdefault(port, name)
+
+
+@rule("rollout-revision")
+def _rollout_revision(env: Environment) -> Iterator[Problem]:
+    if not env.is_cloud:
+        return
+    for name, svc in env.services.items():
+        rollout = svc.get("rollout")
+        if rollout and not rollout["stable_revision"].startswith(f"{name}-"):
+            yield env.problem(
+                _svc(name, "rollout", "stable_revision"),
+                f"{name}: {rollout['stable_revision']!r} is not a revision of {name} "
+                f"(Cloud Run names them {name}-NNNNN-xxx)",
+            )
+
+
+# --- environment-wide -------------------------------------------------------------
+
+_REGISTRY = re.compile(r"^(?P<location>[a-z0-9-]+)-docker\.pkg\.dev/(?P<project>[^/]+)/")
+
+
+@rule("registry-in-project")
+def _registry_in_project(env: Environment) -> Iterator[Problem]:
+    """The stack creates the registry in the environment's own project and region."""
+    match = _REGISTRY.match(env.registry or "")
+    if not env.is_cloud or match is None:
+        return
+    if match["project"] != env.project:
+        yield env.problem(
+            ("registry",),
+            f"is in project {match['project']!r}, but {env.name} is {env.project!r}: each "
+            "environment pulls from the registry its stack creates in its own project",
+        )
+    if match["location"] != env.region:
+        yield env.problem(
+            ("registry",),
+            f"is in {match['location']!r}, but {env.name} runs in {env.region!r}: keep images "
+            "beside the services that pull them",
+        )
+
+
+@rule("freeze-windows")
+def _freeze_windows(env: Environment) -> Iterator[Problem]:
+    for i, window in enumerate(env.data.get("freeze", [])):
+        if "start" in window:
+            start, end = parse_time(window["start"]), parse_time(window["end"])
+            if start is None or end is None:
+                bad = "start" if start is None else "end"
+                yield env.problem(("freeze", i, bad), "is not a real date and time")
+            elif end <= start:
+                yield env.problem(("freeze", i, "end"), "the window ends before it starts")
+        elif window["until"] <= window["from"]:
+            yield env.problem(("freeze", i, "until"), "the window ends before it starts")
+
+
+def parse_time(text: str) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+@rule("promotion-chain")
+def _promotion_chain(env: Environment) -> Iterator[Problem]:
+    """The chain of sources exists and has no cycle (local -> dev -> staging -> prod)."""
+    source = env.promotion_source
+    if source is None:
+        return
+    path: FieldPath = ("promotion", "from")
+    if source == env.name:
+        yield env.problem(path, f"{env.name} cannot promote from itself")
+        return
+    if not _env_path(env.repo_root, source).is_file():
+        yield env.problem(path, f"{source!r} is not an environment (no environments/{source}.yaml)")
+        return
+    chain = [env.name, source]
+    current: str | None = source
+    while current is not None:
+        current = _source_of(env.repo_root, current)
+        if current in chain:
+            loop = " <- ".join([*chain[chain.index(current) :], current])
+            yield env.problem(path, f"the promotion chain has a cycle: {loop}")
+            return
+        if current is not None:
+            chain.append(current)
+
+
+def _env_path(repo_root: Path, name: str) -> Path:
+    return repo_root / "environments" / f"{name}.yaml"
+
+
+def _source_of(repo_root: Path, name: str) -> str | None:
+    """``promotion.from`` of another environment, read leniently: a broken file ends the
+    walk here (its own validation reports it)."""
+    try:
+        data = parse(_env_path(repo_root, name).read_text(encoding="utf-8"), name)
+    except Exception:  # missing, unreadable or invalid: not this environment's problem
+        return None
+    promotion = data.get("promotion")
+    source = promotion.get("from") if isinstance(promotion, dict) else None
+    return source if isinstance(source, str) else None
+
+
+def _strings(node: Any, path: FieldPath = ()) -> Iterator[tuple[FieldPath, str]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _strings(value, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _strings(value, (*path, i))
+    elif isinstance(node, str):
+        yield path, node
