@@ -168,6 +168,11 @@ def _build_one(
     return Image(service, ref, info["Id"], int(info["Size"]), False, time.monotonic() - started)
 
 
+def current_digest() -> str:
+    """The content label an image built from the tree as it is now would carry."""
+    return content_hash(image_inputs(tree_files(include_generated=True)))
+
+
 def build(
     allow_dirty: bool = False,
     base: str | None = None,
