@@ -78,10 +78,11 @@ def _haversine_m(lat1: pl.Expr, lon1: pl.Expr, lat2: pl.Expr, lon2: pl.Expr) -> 
     return 2 * EARTH_RADIUS_M * a.sqrt().clip(upper_bound=1.0).arcsin()
 
 
-def _coordinate(stops: pl.DataFrame, column: str) -> pl.Expr:
+def _coordinate(stops: pl.DataFrame, column: str, limit: float) -> pl.Expr:
     value = text_column(stops, column).cast(pl.Float64, strict=False)
-    # A stop without usable coordinates cannot be shown to be near anything.
-    return pl.when(value.is_finite()).then(value).otherwise(None)
+    # A stop without usable coordinates (empty, not a number, off the globe)
+    # cannot be shown to be near anything.
+    return pl.when(value.abs() <= limit).then(value).otherwise(None)
 
 
 def _nodes(stops: pl.DataFrame) -> pl.DataFrame:
@@ -91,8 +92,8 @@ def _nodes(stops: pl.DataFrame) -> pl.DataFrame:
             hierarchy_view(stops),
             stops.select(
                 text_column(stops, "stop_name").alias("name"),
-                _coordinate(stops, "stop_lat").alias("lat"),
-                _coordinate(stops, "stop_lon").alias("lon"),
+                _coordinate(stops, "stop_lat", 90.0).alias("lat"),
+                _coordinate(stops, "stop_lon", 180.0).alias("lon"),
             ),
         ],
         how="horizontal",
@@ -147,8 +148,9 @@ def _candidate_pairs(nodes: pl.DataFrame, distance_m: float) -> pl.DataFrame:
 class _Usage:
     """Which candidate stops trips serve, and on which routes."""
 
-    def __init__(self, output: dict[str, Any], candidates: pl.Series) -> None:
-        used = used_stop_ids(output)
+    def __init__(
+        self, output: dict[str, Any], used: pl.Series | None, candidates: pl.Series
+    ) -> None:
         served = (
             candidates.filter(candidates.is_in(used.implode()))
             if used is not None
@@ -326,6 +328,7 @@ def merge_stops(ctx: PipelineContext) -> None:
     )
     survivor_of: dict[str, str] = {}
     kept_distinct = 0
+    used: pl.Series | None = None  # distinct stop_times.stop_id, read once if needed
     for location_types in _PASSES:
         batch = nodes.filter(pl.col("location_type").is_in(location_types))
         if batch.height < 2:
@@ -336,7 +339,9 @@ def merge_stops(ctx: PipelineContext) -> None:
         pairs = _candidate_pairs(batch.rename({"parent_station": "parent"}), distance_m)
         if pairs.is_empty():
             continue
-        usage = _Usage(ctx.output, pl.concat([pairs["a"], pairs["b"]]).unique())
+        if used is None:
+            used = used_stop_ids(ctx.output)
+        usage = _Usage(ctx.output, used, pl.concat([pairs["a"], pairs["b"]]).unique())
         kept_distinct += _assign(pairs, usage, survivor_of)
 
     changed: dict[str, int] = {}

@@ -332,18 +332,22 @@ def test_works_without_optional_files_and_columns(run_step: RunStep) -> None:
     assert set(ctx.output) == {"stops.txt"}
 
 
-def test_stops_without_coordinates_are_never_merged(run_step: RunStep) -> None:
+def test_stops_without_usable_coordinates_are_never_merged(run_step: RunStep) -> None:
     stops = gtfs_df(
         """
         stop_id,stop_name,stop_lat,stop_lon,location_type,parent_station
         STA,Central,45.5,-73.6,1,
         N1,Stairs,,,3,STA
         N2,Stairs,,,3,STA
+        X1,Nowhere,1e300,-73.6,0,
+        X2,Nowhere,1e300,-73.6,0,
+        Y1,Nowhere,nan,-73.6,0,
+        Y2,Nowhere,nan,-73.6,0,
         """
     )
     ctx, result = run_step("merge_stops", **{"stops.txt": stops})
     assert result.status == "success"
-    assert stop_ids(ctx) == ["STA", "N1", "N2"]
+    assert stop_ids(ctx) == ["STA", "N1", "N2", "X1", "X2", "Y1", "Y2"]
 
 
 def test_feed_without_stops_is_left_alone(run_step: RunStep) -> None:
