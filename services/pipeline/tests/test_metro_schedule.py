@@ -24,7 +24,8 @@ def generator() -> ModuleType:
     spec = importlib.util.spec_from_file_location(
         "generate_feed", REPO / "tools" / "generate_feed.py"
     )
-    assert spec and spec.loader
+    assert spec
+    assert spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
