@@ -69,13 +69,24 @@ def _looks_like_size_cap(message: str) -> bool:
     return "too large" in lowered or "too big" in lowered
 
 
-def from_rpc_error(err: grpc.aio.AioRpcError) -> ConsoleError:
-    """Map a failed pipeline call to the console's HTTP answer."""
+def from_rpc_error(err: grpc.aio.AioRpcError, *, connection_failing: bool = False) -> ConsoleError:
+    """Map a failed pipeline call to the console's HTTP answer.
+
+    ``connection_failing``: the channel could not connect when the call gave
+    up. A deadline that expires while gRPC is still retrying a refused
+    connection is an unreachable pipeline, not a slow one.
+    """
     status = err.code()
     detail = err.details() or status.name
     match status:
         case grpc.StatusCode.UNAVAILABLE:
             return ConsoleError(503, "pipeline_unavailable", f"pipeline unreachable: {detail}")
+        case grpc.StatusCode.DEADLINE_EXCEEDED if connection_failing:
+            return ConsoleError(
+                503,
+                "pipeline_unavailable",
+                f"pipeline unreachable: no connection before the deadline ({detail})",
+            )
         case grpc.StatusCode.DEADLINE_EXCEEDED:
             return ConsoleError(
                 503, "pipeline_timeout", f"pipeline did not answer in time: {detail}"
@@ -123,7 +134,9 @@ async def _console_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _rpc_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, grpc.aio.AioRpcError)
-    mapped = from_rpc_error(exc)
+    pipeline = getattr(request.app.state, "pipeline", None)
+    failing = pipeline is not None and pipeline.connection_failing()
+    mapped = from_rpc_error(exc, connection_failing=failing)
     # An outage is worth a warning; "no such run" is the client's business.
     log.log(
         logging.WARNING if mapped.status_code >= 500 else logging.INFO,

@@ -23,6 +23,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from pipeline.v1 import pipeline_pb2 as pb
 from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
 
@@ -231,6 +232,11 @@ class PipelineClient:
 
     async def close(self, grace: float | None = None) -> None:
         await self._channel.close(grace)
+
+    def connection_failing(self) -> bool:
+        """True while the channel cannot connect (refused, unresolvable, TLS)."""
+        state = self._channel.get_state(try_to_connect=False)
+        return bool(state == grpc.ChannelConnectivity.TRANSIENT_FAILURE)
 
     async def _metadata(self) -> tuple[tuple[str, str], ...]:
         if self.tokens is None:

@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from pipeline.v1 import pipeline_pb2 as pb
 from pydantic import BaseModel, ConfigDict, Field
+
+from pipeline.v1 import pipeline_pb2 as pb
 
 from .errors import ConsoleError
 

@@ -9,20 +9,27 @@ stopped and restarted under a console that keeps running.
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import zipfile
+from collections.abc import Iterator
+from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 import httpx
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from pipeline.v1 import pipeline_pb2 as pb
+from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
 
 BIN = Path(sys.executable).parent
 STARTUP_TIMEOUT_SECONDS = 30.0
@@ -273,3 +280,125 @@ PIPELINE_CAP = 256 * 1024
 class Stack:
     pipeline: PipelineServer
     console: ConsoleServer
+
+
+# --- a pipeline stand-in -------------------------------------------------------
+
+
+@dataclass
+class Call:
+    method: str
+    metadata: dict[str, str]
+    # Seconds left of the call's deadline when it arrived; None = no deadline.
+    time_remaining: float | None
+
+
+class StandInPipeline(pb_grpc.PipelineServiceServicer):
+    """A pipeline.v1 server that records every call (metadata, deadline) and
+    can be told to fail GetStatus with given codes first."""
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.fail_status_with: list[grpc.StatusCode] = []
+        self._lock = threading.Lock()
+
+    def record(self, method: str, context: grpc.ServicerContext) -> None:
+        metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
+        with self._lock:
+            self.calls.append(Call(method, metadata, context.time_remaining()))
+
+    def methods(self) -> list[str]:
+        with self._lock:
+            return [c.method for c in self.calls]
+
+    def GetStatus(
+        self, request: pb.GetStatusRequest, context: grpc.ServicerContext
+    ) -> pb.GetStatusResponse:
+        self.record("GetStatus", context)
+        with self._lock:
+            code = self.fail_status_with.pop(0) if self.fail_status_with else None
+        if code is not None:
+            context.abort(code, f"injected {code.name}")
+        return pb.GetStatusResponse(
+            healthy=True, pipeline_name="stand_in", step_count=1, version="stand-in"
+        )
+
+    def ListSteps(
+        self, request: pb.ListStepsRequest, context: grpc.ServicerContext
+    ) -> pb.ListStepsResponse:
+        self.record("ListSteps", context)
+        return pb.ListStepsResponse(
+            steps=[pb.Step(name="only", type=pb.STEP_TYPE_CUSTOM, index=0, enabled=True)]
+        )
+
+    def GetDag(self, request: pb.GetDagRequest, context: grpc.ServicerContext) -> pb.GetDagResponse:
+        self.record("GetDag", context)
+        dag = {"nodes": [{"id": "only", "type": "custom", "builtin": None}], "edges": []}
+        return pb.GetDagResponse(reactflow_json=json.dumps(dag), node_count=1)
+
+    def _run(self, run_id: str) -> pb.Run:
+        return pb.Run(run_id=run_id, status=pb.RUN_STATUS_COMPLETED, output_available=True)
+
+    def RunPipeline(
+        self, request_iterator: Iterator[pb.RunPipelineRequest], context: grpc.ServicerContext
+    ) -> pb.Run:
+        self.record("RunPipeline", context)
+        size = sum(len(m.chunk) for m in request_iterator)
+        run = self._run("r1")
+        run.input_size = size
+        return run
+
+    def GetRun(self, request: pb.GetRunRequest, context: grpc.ServicerContext) -> pb.Run:
+        self.record("GetRun", context)
+        return self._run(request.run_id)
+
+    def ListRuns(
+        self, request: pb.ListRunsRequest, context: grpc.ServicerContext
+    ) -> pb.ListRunsResponse:
+        self.record("ListRuns", context)
+        return pb.ListRunsResponse(runs=[self._run("r1")])
+
+    def DownloadOutput(
+        self, request: pb.DownloadOutputRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.DownloadOutputResponse]:
+        self.record("DownloadOutput", context)
+        yield pb.DownloadOutputResponse(chunk=b"PK\x05\x06" + bytes(18))
+
+
+class RecordingHealth(health.HealthServicer):
+    def __init__(self, pipeline: StandInPipeline) -> None:
+        super().__init__()
+        self._pipeline = pipeline
+
+    def Check(
+        self, request: health_pb2.HealthCheckRequest, context: grpc.ServicerContext
+    ) -> health_pb2.HealthCheckResponse:
+        self._pipeline.record("Health.Check", context)
+        return super().Check(request, context)
+
+
+@dataclass
+class StandIn:
+    servicer: StandInPipeline
+    server: grpc.Server
+    port: int
+
+    def stop(self) -> None:
+        self.server.stop(None).wait()
+
+
+def start_stand_in(*, tls: tuple[bytes, bytes] | None = None, host: str = "127.0.0.1") -> StandIn:
+    """Serve the stand-in on a free port; ``tls`` = (key PEM, certificate PEM)."""
+    servicer = StandInPipeline()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    pb_grpc.add_PipelineServiceServicer_to_server(servicer, server)
+    health_servicer = RecordingHealth(servicer)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    address = f"{host}:0"
+    if tls is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, grpc.ssl_server_credentials([tls]))
+    server.start()
+    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    return StandIn(servicer, server, port)

@@ -24,6 +24,7 @@ from console_support import (
     make_zip,
     padded_zip,
 )
+
 from pipeline.v1 import pipeline_pb2 as pb
 from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
 

@@ -32,7 +32,7 @@ async def readyz(pipeline: PipelineDep) -> Ready:
     try:
         serving = await pipeline.health()
     except grpc.aio.AioRpcError as exc:
-        mapped = from_rpc_error(exc)
+        mapped = from_rpc_error(exc, connection_failing=pipeline.connection_failing())
         # Whatever the pipeline said, "not ready" is a 503 for the probe.
         raise ConsoleError(503, "pipeline_not_ready", mapped.message) from exc
     if serving != "SERVING":

@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import StreamingResponse
+
 from pipeline.v1 import pipeline_pb2 as pb
 
 from ..deps import PipelineDep, SettingsDep

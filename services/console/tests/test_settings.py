@@ -1,0 +1,89 @@
+"""Settings refuse nonsense at start-up, naming the variable."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from console_support import BIN, clean_env
+from pydantic import ValidationError
+
+from console_server.settings import Settings
+
+
+def settings(**env: str) -> Settings:
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("PORT", "PIPELINE_ADDR", "PIPELINE_TLS", "PIPELINE_AUDIENCE"):
+            mp.delenv(name, raising=False)
+        for name, value in env.items():
+            mp.setenv(name, value)
+        return Settings()  # type: ignore[call-arg]
+
+
+def test_defaults_for_a_local_pipeline() -> None:
+    s = settings(PIPELINE_ADDR="127.0.0.1:50051")
+    assert s.port == 8080
+    assert s.pipeline_tls is False
+    assert s.pipeline_audience is None
+    assert s.pipeline_host == "127.0.0.1"
+
+
+def test_cloud_run_shape() -> None:
+    s = settings(
+        PORT="9000",
+        PIPELINE_ADDR="pipeline-abc123-ew.a.run.app:443",
+        PIPELINE_TLS="true",
+        PIPELINE_AUDIENCE="https://pipeline-abc123-ew.a.run.app",
+    )
+    assert s.port == 9000
+    assert s.pipeline_tls is True
+    assert s.pipeline_host == "pipeline-abc123-ew.a.run.app"
+    assert s.pipeline_audience == "https://pipeline-abc123-ew.a.run.app"
+
+
+@pytest.mark.parametrize("addr", ["[::1]:50051", "localhost:1", " 10.0.0.1:65535 "])
+def test_accepted_addresses(addr: str) -> None:
+    assert settings(PIPELINE_ADDR=addr).pipeline_addr == addr.strip()
+
+
+def test_ipv6_host_loses_its_brackets() -> None:
+    assert settings(PIPELINE_ADDR="[::1]:50051").pipeline_host == "::1"
+
+
+def test_blank_audience_is_unset() -> None:
+    assert settings(PIPELINE_ADDR="a:1", PIPELINE_AUDIENCE="  ").pipeline_audience is None
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"PIPELINE_ADDR": "https://pipeline.a.run.app"},
+        {"PIPELINE_ADDR": "pipeline.a.run.app"},
+        {"PIPELINE_ADDR": "host:0"},
+        {"PIPELINE_ADDR": "host:70000"},
+        {"PIPELINE_ADDR": "a:1", "PORT": "http"},
+        {"PIPELINE_ADDR": "a:1", "PORT": "0"},
+        {"PIPELINE_ADDR": "a:1", "PIPELINE_TLS": "maybe"},
+        {"PIPELINE_ADDR": "a:1", "CONSOLE_CALL_TIMEOUT_SECONDS": "-1"},
+        {"PIPELINE_ADDR": "a:1", "CONSOLE_READY_TIMEOUT_SECONDS": "0"},
+        {"PIPELINE_ADDR": "a:1", "CONSOLE_MAX_UPLOAD_BYTES": "0"},
+    ],
+)
+def test_nonsense_is_refused(env: dict[str, str]) -> None:
+    with pytest.raises(ValidationError):
+        settings(**env)
+
+
+def test_console_server_exits_naming_the_variable() -> None:
+    result = subprocess.run(
+        [str(BIN / "console-server")],
+        env=clean_env(PORT="8080", PIPELINE_ADDR="https://pipeline.a.run.app"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "PIPELINE_ADDR" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
