@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Generator
 
 import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from harness.fixtures import (  # noqa: F401 - fixtures are found by name
+    LIVE,
     built_images,
     channel,
     console_url,
@@ -14,9 +16,15 @@ from harness.fixtures import (  # noqa: F401 - fixtures are found by name
     stack,
     stacks,
 )
-from harness.fixtures import LIVE
+from harness.tree import REPO_ROOT
 
 LOG_TAIL_CHARS = 20_000
+
+# Hypothesis (schemathesis) writes .hypothesis/ in the working directory; the
+# project's norecursedirs replaces pytest's defaults, so the next run would warn
+# on collecting it and filterwarnings=error turns that into an error. Keep it
+# under .cache/ instead.
+set_hypothesis_home_dir(REPO_ROOT / ".cache" / "hypothesis")
 
 
 @pytest.hookimpl(hookwrapper=True)
