@@ -1,0 +1,158 @@
+"""The repository's own ADRs: the check passes, and each rule holds when read directly
+(not only through the tool, so a bug in the tool cannot hide a bad record)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from urllib.parse import unquote
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ADR_DIR = REPO / "docs" / "adr"
+INDEX = ADR_DIR / "README.md"
+ADRS = sorted(ADR_DIR.glob("[0-9][0-9][0-9][0-9]-*.md"))
+NAME = re.compile(r"^\d{4}-[a-z0-9]+(-[a-z0-9]+)*\.md$")
+SECTIONS = [
+    "## Context and Problem Statement",
+    "## Decision Drivers",
+    "## Considered Options",
+    "## Decision Outcome",
+    "### Consequences",
+    "### Confirmation",
+    "## Pros and Cons of the Options",
+    "## More Information",
+]
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def front_matter(path: Path) -> dict[str, str]:
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("---\n"), f"{path.name}: no front matter"
+    block = text.split("---\n", 2)[1]
+    pairs = (line.split(":", 1) for line in block.splitlines() if ":" in line)
+    return {k.strip(): v.strip() for k, v in pairs if not k.startswith("#")}
+
+
+def body_links(path: Path) -> list[str]:
+    """Relative link targets outside code, without their #fragment."""
+    text = re.sub(r"```.*?```", "", path.read_text(encoding="utf-8"), flags=re.S)
+    text = re.sub(r"`[^`]*`", "", text)
+    return [t for t in LINK.findall(text) if not re.match(r"^[a-z]+:", t)]
+
+
+def test_there_are_records() -> None:
+    assert len(ADRS) >= 18
+    assert ADRS[0].name == "0000-use-markdown-architecture-decision-records.md"
+
+
+def test_check_passes(adr: ModuleType) -> None:
+    problems = adr.check(ADR_DIR, REPO)
+    assert not problems, "\n".join(p.render() for p in problems)
+
+
+def test_check_command_exits_zero() -> None:
+    result = subprocess.run(
+        [sys.executable, "tools/adr.py", "check"], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "consistent" in result.stdout
+
+
+@pytest.mark.parametrize("path", ADRS, ids=lambda p: p.name[:4])
+def test_record_has_every_section_in_order(path: Path) -> None:
+    headings = [
+        line.strip()
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.startswith("## ") or line.startswith("### ")
+    ]
+    positions = [headings.index(s) if s in headings else -1 for s in SECTIONS]
+    assert -1 not in positions, (
+        f"missing {[s for s, p in zip(SECTIONS, positions, strict=True) if p < 0]}"
+    )
+    assert positions == sorted(positions)
+
+
+@pytest.mark.parametrize("path", ADRS, ids=lambda p: p.name[:4])
+def test_record_name_status_and_date(path: Path) -> None:
+    assert NAME.match(path.name)
+    meta = front_matter(path)
+    assert meta["status"] in {"proposed", "accepted", "superseded", "deprecated"}
+    assert dt.date.fromisoformat(meta["date"]).isoformat() == meta["date"]
+
+
+@pytest.mark.parametrize("path", ADRS, ids=lambda p: p.name[:4])
+def test_record_decides_between_real_options(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    options = re.search(r"## Considered Options\n(.*?)\n## ", text, re.S)
+    assert options
+    names = re.findall(r"^\* (.+)$", options.group(1), re.M)
+    assert len(names) >= 2
+    chosen = re.search(r'^Chosen option: "([^"]+)", because', text, re.M)
+    assert chosen
+    assert chosen.group(1) in names
+    for name in names:
+        assert f"\n### {name}\n" in text, f"no pros and cons for {name!r}"
+    context = re.search(r"## Context and Problem Statement\n(.*?)\n## ", text, re.S)
+    assert context
+    assert context.group(1).strip().endswith("?")
+
+
+@pytest.mark.parametrize("path", ADRS, ids=lambda p: p.name[:4])
+def test_record_links_resolve(path: Path) -> None:
+    for target in body_links(path):
+        relative = unquote(target.partition("#")[0])
+        if not relative:
+            continue
+        resolved = Path(os.path.normpath(path.parent / relative))
+        assert resolved.exists(), f"{path.name}: broken link {target}"
+        assert resolved.is_relative_to(REPO), f"{path.name}: {target} leaves the repository"
+
+
+@pytest.mark.parametrize("path", ADRS, ids=lambda p: p.name[:4])
+def test_record_is_in_the_index(path: Path) -> None:
+    assert f"]({path.name})" in INDEX.read_text(encoding="utf-8")
+
+
+def test_index_lists_only_existing_records() -> None:
+    listed = re.findall(r"^\| \d{4} \| \[[^\]]*\]\(([^)]+)\)", INDEX.read_text("utf-8"), re.M)
+    assert sorted(listed) == [p.name for p in ADRS]
+
+
+def test_index_is_exactly_what_index_generates(adr: ModuleType) -> None:
+    records, problems = adr.load(ADR_DIR)
+    assert not problems
+    assert INDEX.read_text(encoding="utf-8") == adr.render_index(records)
+    assert INDEX.read_text(encoding="utf-8").startswith("<!-- Generated by")
+
+
+def test_superseded_records_name_their_successor_and_are_linked_back() -> None:
+    superseded = [p for p in ADRS if front_matter(p)["status"] == "superseded"]
+    assert superseded, "expected at least one superseded record (0002)"
+    for old in superseded:
+        successor_name = front_matter(old).get("superseded-by", "")
+        successor = ADR_DIR / successor_name
+        assert successor_name, f"{old.name}: no superseded-by"
+        assert successor.is_file(), f"{old.name}: {successor_name} does not exist"
+        assert old.name in front_matter(successor).get("supersedes", "")
+        assert successor.name in body_links(old)
+        assert old.name in body_links(successor)
+
+
+def test_supersedes_points_at_superseded_records() -> None:
+    for new in ADRS:
+        for old_name in filter(None, front_matter(new).get("supersedes", "").split(",")):
+            old = front_matter(ADR_DIR / old_name.strip())
+            assert old["status"] == "superseded"
+            assert old["superseded-by"] == new.name
+
+
+def test_worker_pools_stay_an_open_question() -> None:
+    worker_pools = ADR_DIR / "0015-consider-cloud-run-worker-pools-for-pipeline-runs.md"
+    assert front_matter(worker_pools)["status"] == "proposed"
