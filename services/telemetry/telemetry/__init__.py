@@ -1,0 +1,1 @@
+"""Telemetry shared by both services: structured logs, traces, metrics (OpenTelemetry)."""
