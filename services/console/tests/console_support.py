@@ -8,7 +8,9 @@ stopped and restarted under a console that keeps running.
 
 from __future__ import annotations
 
+import datetime
 import io
+import ipaddress
 import json
 import os
 import signal
@@ -17,15 +19,23 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import zipfile
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import grpc
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from google.auth import crypt
+from google.auth import jwt as google_jwt
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from pipeline.v1 import pipeline_pb2 as pb
@@ -402,3 +412,140 @@ def start_stand_in(*, tls: tuple[bytes, bytes] | None = None, host: str = "127.0
     server.start()
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     return StandIn(servicer, server, port)
+
+
+# --- TLS and Google credentials stand-ins ----------------------------------------------
+
+
+def rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def pem(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+
+
+def public_pem(key: rsa.RSAPrivateKey) -> bytes:
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def self_signed_localhost() -> tuple[bytes, bytes]:
+    """(key PEM, certificate PEM) for "localhost" and 127.0.0.1, its own CA."""
+    key = rsa_key()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return pem(key), cert.public_bytes(serialization.Encoding.PEM)
+
+
+IDENTITY_PATH = "/computeMetadata/v1/instance/service-accounts/default/identity"
+SERVICE_ACCOUNT_PATH = "/computeMetadata/v1/instance/service-accounts/default/"
+SERVICE_ACCOUNT = "console@test-project.iam.gserviceaccount.com"
+
+
+class MetadataServer:
+    """A stand-in for the GCE/Cloud Run metadata server, enough for
+    ``google.oauth2.id_token.fetch_id_token``: the detection ping on ``/``,
+    the service account, and ID tokens signed with a test RSA key."""
+
+    def __init__(self, *, lifetime: int, identity_status: int = 200) -> None:
+        self.key = rsa_key()
+        self.lifetime = lifetime
+        self.identity_status = identity_status
+        self.issued: list[str] = []
+        self.audiences: list[str] = []
+        self.flavorless = 0
+        self._signer = crypt.RSASigner.from_string(pem(self.key))
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self._httpd.server_address[1]}"
+
+    def env(self) -> dict[str, str]:
+        # Both names: the detection ping goes to the IP, the rest to the host.
+        return {"GCE_METADATA_HOST": self.host, "GCE_METADATA_IP": self.host}
+
+    def __enter__(self) -> MetadataServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def _token(self, audience: str) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": "https://accounts.google.com",
+            "aud": audience,
+            "sub": "1234567890",
+            "email": SERVICE_ACCOUNT,
+            "iat": now,
+            "exp": now + self.lifetime,
+            # Two tokens issued in the same second still differ.
+            "jti": str(len(self.issued)),
+        }
+        token: str = google_jwt.encode(self._signer, claims).decode()  # type: ignore[no-untyped-call]
+        self.issued.append(token)
+        return token
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass  # keep test output clean
+
+            def _send(self, status: int, body: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Metadata-Flavor", "Google")
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                url = urllib.parse.urlsplit(self.path)
+                if self.headers.get("Metadata-Flavor") != "Google":
+                    server.flavorless += 1
+                    self._send(403, b"Missing Metadata-Flavor:Google header.", "text/plain")
+                elif url.path == "/":
+                    self._send(200, b"", "application/text")
+                elif url.path == SERVICE_ACCOUNT_PATH:
+                    info = {"email": SERVICE_ACCOUNT, "aliases": ["default"], "scopes": []}
+                    self._send(200, json.dumps(info).encode(), "application/json")
+                elif url.path == IDENTITY_PATH:
+                    audience = urllib.parse.parse_qs(url.query).get("audience", [""])[0]
+                    server.audiences.append(audience)
+                    if server.identity_status != 200:
+                        self._send(server.identity_status, b"no identity here", "text/plain")
+                    else:
+                        self._send(200, server._token(audience).encode(), "text/html")
+                else:
+                    self._send(404, b"not found", "text/plain")
+
+        return Handler
