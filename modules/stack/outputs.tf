@@ -1,0 +1,24 @@
+output "service_urls" {
+  description = "Map of service name to its deterministic https:// URL (https://NAME-PROJECT_NUMBER.REGION.run.app), also the ID-token audience callers use."
+  value       = local.service_urls
+}
+
+output "service_uris" {
+  description = "Map of service name to the URL Cloud Run reports for it."
+  value       = { for name, svc in module.service : name => svc.service_uri }
+}
+
+output "latest_ready_revisions" {
+  description = "Map of service name to its newest ready revision (what rollout.stable_revision can name)."
+  value       = { for name, svc in module.service : name => svc.latest_ready_revision }
+}
+
+output "service_account_emails" {
+  description = "Map of service name to the email of its runtime service account."
+  value       = { for name, identity in module.identity : name => identity.email }
+}
+
+output "registry_url" {
+  description = "Docker registry URL of the environment: LOCATION-docker.pkg.dev/PROJECT/REPOSITORY."
+  value       = module.registry.repository_url
+}

@@ -1,0 +1,104 @@
+variable "environment" {
+  type        = string
+  description = "Environment name: the file environments/ENVIRONMENT.yaml these variables were rendered from."
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,30}$", var.environment))
+    error_message = "environment must be a lower-case name such as staging."
+  }
+}
+
+variable "project_id" {
+  type        = string
+  description = "GCP project that hosts the environment."
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a GCP project id: 6-30 lower-case letters, digits and hyphens, starting with a letter."
+  }
+}
+
+variable "region" {
+  type        = string
+  description = "Region of the services and the image repository, e.g. europe-west1."
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]+$", var.region))
+    error_message = "region must be a GCP region such as europe-west1."
+  }
+}
+
+variable "registry" {
+  type = object({
+    location      = string
+    repository_id = string
+  })
+  description = "The Artifact Registry repository this stack creates and the images are pulled from."
+}
+
+variable "deletion_protection" {
+  type        = bool
+  description = "Whether the Cloud Run services refuse to be destroyed by a plan."
+}
+
+variable "labels" {
+  type        = map(string)
+  description = "Labels on every resource (the provider's default_labels), e.g. environment and managed-by."
+  default     = {}
+}
+
+variable "services" {
+  type = map(object({
+    image              = string
+    commit             = string
+    service_account_id = string
+    ingress            = string
+    invoker_members    = list(string)
+    callers            = list(string)
+    calls              = list(string)
+    min_instances      = number
+    max_instances      = number
+    cpu                = string
+    memory             = string
+    startup_cpu_boost  = bool
+    concurrency        = number
+    timeout_seconds    = number
+    http2              = bool
+    startup_probe = object({
+      type              = string
+      path              = optional(string)
+      period_seconds    = number
+      failure_threshold = number
+    })
+    liveness_probe = object({
+      type              = string
+      path              = optional(string)
+      period_seconds    = number
+      failure_threshold = number
+    })
+    env = map(string)
+    secret_env = map(object({
+      secret  = string
+      version = string
+    }))
+    vpc_egress = optional(object({
+      network    = string
+      subnetwork = string
+      egress     = string
+    }))
+    traffic = list(object({
+      type     = string
+      percent  = number
+      revision = optional(string)
+      tag      = optional(string)
+    }))
+  }))
+  description = "Services by name, as `envctl render` writes them: image by digest, the commit it was built from, identity, exposure, callers/callees, sizing, probes, env, secret references, VPC egress and traffic split."
+
+  validation {
+    condition = alltrue([
+      for name, svc in var.services : alltrue([for callee in svc.calls : contains(keys(var.services), callee)])
+    ])
+    error_message = "services[*].calls must name services of this environment."
+  }
+}
