@@ -9,6 +9,8 @@ pytest release.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -22,7 +24,8 @@ MAX_EXAMPLES = 25
 def test_no_input_makes_the_console_answer_5xx(console_url: str) -> None:
     schema = schemathesis.openapi.from_url(f"{console_url}/openapi.json")
     failures: list[str] = []
-    operations = [result.ok() for result in schema.get_all_operations()]
+    # An operation the loader cannot read is a schema bug: .ok() raises on it.
+    operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
     assert len(operations) >= 9, "every documented route is fuzzed"
     for operation in operations:
 
@@ -33,7 +36,7 @@ def test_no_input_makes_the_console_answer_5xx(console_url: str) -> None:
             database=None,
             suppress_health_check=list(HealthCheck),
         )
-        def fuzz(case: schemathesis.Case) -> None:
+        def fuzz(case: schemathesis.Case[Any]) -> None:
             case.call_and_validate(checks=[not_a_server_error], timeout=30)
 
         try:
