@@ -130,11 +130,28 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def _wait(box: ServiceContainer, check: str, timeout: float) -> None:
+@dataclasses.dataclass(frozen=True)
+class Probe:
+    """How readiness is asked: grpc.health.v1, or an HTTP GET that must answer 200."""
+
+    kind: str  # "grpc" or "http"
+    path: str = "/readyz"
+
+
+GRPC_READY = Probe("grpc")
+HTTP_READY = Probe("http", "/readyz")
+
+
+def _ready(box: ServiceContainer, probe: Probe) -> bool:
+    if probe.kind == "grpc":
+        return grpc_serving(box.addr)
+    return http_ok(f"{box.url}{probe.path}")
+
+
+def _wait(box: ServiceContainer, probe: Probe, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        ok = grpc_serving(box.addr) if check == "grpc" else http_ok(f"{box.url}/readyz")
-        if ok:
+        if _ready(box, probe):
             return
         if not box.running():
             raise _fail(box, "exited before it was ready")
@@ -142,22 +159,23 @@ def _wait(box: ServiceContainer, check: str, timeout: float) -> None:
     raise _fail(box, f"was not ready within {timeout:.0f}s")
 
 
-def _start_ready(
+def start_service(
     service: str,
     image: str,
     stack: str,
     port: int | None,
     env: Mapping[str, str],
-    check: str,
-    timeout: float,
+    probe: Probe,
+    timeout: float = START_TIMEOUT_S,
 ) -> ServiceContainer:
+    """Start one service on `port` (None: a free one) and wait until `probe` passes."""
     # A port picked here is free only until something else binds it; another test
     # worker may win that race. Retry with a new port; a fixed port is not retried.
     attempts = 1 if port else 3
     for attempt in range(1, attempts + 1):
         box = _start(service, image, port or free_port(), stack, env)
         try:
-            _wait(box, check, timeout)
+            _wait(box, probe, timeout)
         except ContainerFailed:
             box.remove()
             if attempt == attempts:
@@ -178,7 +196,7 @@ def start_pipeline(
     timeout: float = START_TIMEOUT_S,
 ) -> ServiceContainer:
     """Start the pipeline and wait until grpc.health.v1 says SERVING."""
-    return _start_ready("pipeline", image, stack, port, env or {}, "grpc", timeout)
+    return start_service("pipeline", image, stack, port, env or {}, GRPC_READY, timeout)
 
 
 def start_console(
@@ -191,7 +209,7 @@ def start_console(
 ) -> ServiceContainer:
     """Start the console pointed at `pipeline_addr` and wait until /readyz is 200."""
     settings = {"PIPELINE_TLS": "false", **(env or {}), "PIPELINE_ADDR": pipeline_addr}
-    return _start_ready("console", image, stack, port, settings, "http", timeout)
+    return start_service("console", image, stack, port, settings, HTTP_READY, timeout)
 
 
 @dataclasses.dataclass

@@ -1,10 +1,11 @@
 """The local environment in containers (`make up`, `envctl up local`).
 
 Builds (or reuses) both images at the current commit — a dirty tree is accepted
-here and only here — starts the pipeline, then the console with the pipeline's
-address injected, waits until both are ready, prints the console URL and stays
-in the foreground following both logs. Ctrl-C (SIGINT) or SIGTERM removes the
-containers; so does either container exiting on its own.
+here and only here — starts the services callee first with the ports and env vars
+envctl resolves from the environment file (the console gets the pipeline's
+address), waits for each startup probe, prints the console URL and stays in the
+foreground following the logs. Ctrl-C (SIGINT) or SIGTERM removes the
+containers; so does any container exiting on its own.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping
 from types import FrameType
-from typing import Any
 
+from envctl.errors import EnvctlError
+from envctl.model import Environment
 from harness import containers, images, local_env
 
 
@@ -46,32 +47,43 @@ def _say(message: str) -> None:
     sys.stderr.flush()
 
 
-def run(env: Mapping[str, Any] | None = None) -> int:
-    """Run the stack described by `env` (default: environments/local.yaml) until stopped."""
-    services = {s.name: s for s in local_env.docker_services(env or local_env.load())}
+def _start_all(
+    env: Environment, build: images.Build, stack_id: str, boxes: list[containers.ServiceContainer]
+) -> None:
+    # The tag, not the bare commit: a dirty tree reports "<sha>-dirty" as its version.
+    for svc in local_env.docker_services(env, image_commit=build.tag):
+        if svc.name not in build.images:
+            raise EnvctlError(f"{env.file}: services.{svc.name}: no image is built for it")
+        box = containers.start_service(
+            svc.name,
+            build.ref(svc.name),
+            stack_id,
+            svc.port,
+            svc.env,
+            svc.probe,
+            svc.ready_within_s,
+        )
+        boxes.append(box)
+        _say(f"{svc.name} ready on {box.addr}")
+
+
+def run(env: Environment | None = None) -> int:
+    """Run the docker environment `env` (default: environments/local.yaml) until stopped."""
+    env = env or local_env.load()
     started = time.monotonic()
     build = images.build(allow_dirty=True)
     for image in build.images.values():
         _say(f"image {image.ref} ({'reused' if image.reused else 'built'})")
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    stack_id = containers.new_stack_id()
     boxes: list[containers.ServiceContainer] = []
     try:
-        pipe = services["pipeline"]
-        boxes.append(
-            containers.start_pipeline(build.ref("pipeline"), stack_id, pipe.port or None, pipe.env)
-        )
-        _say(f"pipeline (gRPC) serving on {boxes[0].addr}")
-        cons = services["console"]
-        boxes.append(
-            containers.start_console(
-                build.ref("console"), stack_id, boxes[0].addr, cons.port or None, cons.env
-            )
-        )
+        _start_all(env, build, containers.new_stack_id(), boxes)
         for box in boxes:
             threading.Thread(target=_follow, args=(box,), daemon=True).start()
         _say(f"ready in {time.monotonic() - started:.1f}s")
-        _say(f"console: {boxes[1].url}/   (Ctrl-C stops and removes both containers)")
+        console = next((b for b in boxes if b.service == "console"), None)
+        if console is not None:
+            _say(f"console: {console.url}/   (Ctrl-C stops and removes the containers)")
         while all(box.running() for box in boxes):
             time.sleep(1)
         gone = [box.service for box in boxes if not box.running()]
@@ -93,7 +105,7 @@ def run(env: Mapping[str, Any] | None = None) -> int:
 def main() -> int:
     try:
         return run()
-    except (local_env.LocalEnvError, images.DirtyTreeError, RuntimeError) as err:
+    except (EnvctlError, images.DirtyTreeError, RuntimeError) as err:
         _say(str(err))
         return 1
 

@@ -1,62 +1,64 @@
-"""What the `docker` platform needs from an environment file: per service, its
-port (0 = any free loopback port) and its plain env vars.
+"""What the docker platform needs from an environment: per service, its port and
+its env vars, and the order to start them in.
 
-This is the one place the harness reads environments/local.yaml. When envctl
-offers the same (its loader plus a per-service view for the docker platform),
-`docker_services` becomes a thin call into it and nothing else changes.
+envctl owns reading and validating environment files; this module only asks it
+(`envctl.load.load_environment`, `envctl.local.local_service_settings`), so
+`envctl up local`, `make up` and the tests start containers from the same
+settings.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 
-from ruamel.yaml import YAML
-
+from envctl.load import load_environment
+from envctl.local import local_service_settings
+from envctl.model import Environment
+from harness.containers import Probe
 from harness.tree import REPO_ROOT
-
-LOCAL_FILE = REPO_ROOT / "environments" / "local.yaml"
-# Callee first: the console needs the pipeline's address at start.
-START_ORDER = ("pipeline", "console")
-
-
-class LocalEnvError(ValueError):
-    """The environment file cannot drive the docker platform; names file and field."""
 
 
 @dataclasses.dataclass(frozen=True)
 class DockerService:
     name: str
+    # 0 never reaches here: envctl has replaced it with a free loopback port.
     port: int
     env: dict[str, str]
+    # The startup probe, as Cloud Run would run it, and how long it may take.
+    probe: Probe
+    ready_within_s: float
 
 
-def load(path: Path = LOCAL_FILE) -> dict[str, Any]:
-    data = YAML(typ="safe").load(path.read_text())
-    if not isinstance(data, dict):
-        raise LocalEnvError(f"{path}: top level must be a mapping")
-    return data
+def load(name: str = "local") -> Environment:
+    return load_environment(REPO_ROOT, name)
 
 
-def docker_services(env: Mapping[str, Any], source: str = str(LOCAL_FILE)) -> list[DockerService]:
-    """The services of a `platform: docker` environment, in start order."""
-    if env.get("platform") != "docker":
-        raise LocalEnvError(f"{source}: platform: must be docker to run here")
-    services = env.get("services")
-    if not isinstance(services, Mapping):
-        raise LocalEnvError(f"{source}: services: must be a mapping")
-    result = []
-    for name in START_ORDER:
-        spec = services.get(name)
-        if not isinstance(spec, Mapping):
-            raise LocalEnvError(f"{source}: services.{name}: missing")
-        port = spec.get("port", 0)
-        if not isinstance(port, int) or not 0 <= port <= 65535:
-            raise LocalEnvError(f"{source}: services.{name}.port: 0-65535 expected")
-        plain = spec.get("env") or {}
-        if not isinstance(plain, Mapping):
-            raise LocalEnvError(f"{source}: services.{name}.env: must be a mapping")
-        result.append(DockerService(name, port, {str(k): str(v) for k, v in plain.items()}))
-    return result
+def start_order(env: Environment) -> list[str]:
+    """Callees before their callers (the caller needs the callee's address at start)."""
+    ordered: list[str] = []
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in ordered:
+            return
+        if name in path:
+            raise ValueError(f"{env.file}: services.{name}.calls: a cycle {' -> '.join(path)}")
+        for callee in env.calls(name):
+            visit(callee, (*path, name))
+        ordered.append(name)
+
+    for name in env.services:
+        visit(name, ())
+    return ordered
+
+
+def docker_services(env: Environment, image_commit: str | None = None) -> list[DockerService]:
+    """The services of a docker environment in start order, ports and env resolved."""
+    settings = local_service_settings(env, commit=image_commit)
+    services = []
+    for name in start_order(env):
+        startup = settings[name]["probes"]["startup"]
+        probe = Probe(startup["type"], startup.get("path") or "/readyz")
+        within = float(startup["period_seconds"] * startup["failure_threshold"])
+        port = int(settings[name]["port"])
+        services.append(DockerService(name, port, dict(settings[name]["env"]), probe, within))
+    return services
