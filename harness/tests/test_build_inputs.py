@@ -1,0 +1,55 @@
+"""What goes into the images, decided without a Docker engine."""
+
+from __future__ import annotations
+
+from harness import base_image, tree, wheelhouse
+
+
+def test_each_service_gets_its_own_dependencies_with_pyproject_bounds() -> None:
+    pipeline = wheelhouse.service_requirements("pipeline")
+    console = wheelhouse.service_requirements("console")
+    assert any(r.startswith("continuous-gtfs") for r in pipeline)
+    assert not any(r.startswith(("fastapi", "uvicorn")) for r in pipeline)
+    assert any(r.startswith("fastapi") for r in console)
+    assert not any(r.startswith(("continuous-gtfs", "polars")) for r in console)
+    # envctl's own dependencies ship in neither image.
+    assert not any(r.startswith(("ruamel", "jsonschema")) for r in (*pipeline, *console))
+
+
+def test_wheels_target_the_older_glibc_of_the_two_bases() -> None:
+    platforms = wheelhouse._platforms()
+    assert platforms[0] == "manylinux_2_36_x86_64"
+    assert "manylinux2014_x86_64" in platforms
+    assert not any(p.startswith("manylinux_2_4") for p in platforms)
+
+
+def test_only_service_inputs_change_the_content_label() -> None:
+    files = [
+        "README.md",
+        "docs/adr/0001-x.md",
+        "harness/images.py",
+        "services/pipeline/tests/test_x.py",
+        "pipelines/tests/test_y.py",
+        "pyproject.toml",
+        "services/pipeline/Dockerfile",
+        "services/console/console_server/app.py",
+        "services/proto/pipeline/v1/pipeline.proto",
+        "pipelines/metro_schedule/__init__.py",
+        "envctl/cli.py",
+    ]
+    assert tree.image_inputs(files) == [
+        "pyproject.toml",
+        "services/pipeline/Dockerfile",
+        "services/console/console_server/app.py",
+        "services/proto/pipeline/v1/pipeline.proto",
+        "pipelines/metro_schedule/__init__.py",
+        "envctl/cli.py",
+    ]
+
+
+def test_the_default_base_is_the_public_python_image() -> None:
+    assert base_image.DEFAULT_BASE == "python:3.13-slim"
+    for dockerfile in ("services/pipeline/Dockerfile", "services/console/Dockerfile"):
+        text = (tree.REPO_ROOT / dockerfile).read_text()
+        assert f"ARG BASE_IMAGE={base_image.DEFAULT_BASE}" in text
+        assert "USER 10001" in text
