@@ -209,6 +209,13 @@ class IdTokenSource:
 # --- the client -----------------------------------------------------------------
 
 
+def _lost_status(exc: grpc.aio.AioRpcError) -> bool:
+    """The status grpc.aio reports in place of the server's (grpc/grpc#36066)."""
+    return bool(
+        exc.code() == grpc.StatusCode.INTERNAL and exc.details() == "Internal error from Core"
+    )
+
+
 def _enum_name(value: int) -> str:
     return health_pb2.HealthCheckResponse.ServingStatus.Name(value)  # type: ignore[no-any-return]
 
@@ -274,12 +281,48 @@ class PipelineClient:
             async for chunk in chunks:
                 yield pb.RunPipelineRequest(chunk=chunk)
 
-        run: pb.Run = await self._stub.RunPipeline(
-            requests(),
-            timeout=self._settings.console_run_timeout_seconds,
-            metadata=await self._metadata(),
-        )
+        try:
+            run: pb.Run = await self._stub.RunPipeline(
+                requests(),
+                timeout=self._settings.console_run_timeout_seconds,
+                metadata=await self._metadata(),
+            )
+        except grpc.aio.AioRpcError as exc:
+            if not _lost_status(exc):
+                raise
+            raise await self._why_upload_ended(options) or exc from None
         return run
+
+    async def _why_upload_ended(self, options: pb.RunOptions) -> grpc.aio.AioRpcError | None:
+        """Ask again, with the options alone, why the pipeline ended an upload.
+
+        grpc.aio loses the server's status when the server ends a client
+        stream while a write is in flight (grpc/grpc#36066): the caller sees
+        INTERNAL "Internal error from Core" instead of, say, "upload too
+        large". The pipeline refuses on the options message alone (declared
+        size over its cap, unknown steps, no free run slot), so repeating
+        just that message gets the same answer without the race. Returns
+        None when the options were fine (the pipeline then answers that no
+        feed arrived), leaving the original error to be reported.
+        """
+
+        async def options_only() -> AsyncIterator[pb.RunPipelineRequest]:
+            yield pb.RunPipelineRequest(options=options)
+
+        try:
+            await self._stub.RunPipeline(
+                options_only(),
+                timeout=self._settings.console_call_timeout_seconds,
+                metadata=await self._metadata(),
+            )
+        except grpc.aio.AioRpcError as probe:
+            if probe.code() == grpc.StatusCode.INVALID_ARGUMENT and "no feed" in (
+                probe.details() or ""
+            ):
+                return None
+            log.info("upload ended early by the pipeline: %s", probe.details())
+            return probe
+        return None
 
     async def download_output(self, run_id: str) -> AsyncGenerator[bytes]:
         """The chunks of a run's output zip; errors surface on the first read."""

@@ -317,8 +317,13 @@ def test_file_just_over_the_console_cap_is_413(client: httpx.Client) -> None:
 
 
 def test_upload_over_the_pipelines_cap_is_413_with_its_message(client: httpx.Client) -> None:
-    error = assert_error(upload(client, padded_zip(PIPELINE_CAP + 1024)), 413, "upload_too_large")
-    assert f"limit {PIPELINE_CAP} bytes" in error["message"]
+    # Repeated: the pipeline ends the upload while the console is still
+    # writing, where grpc.aio can lose the status (grpc/grpc#36066; about one
+    # upload in five before the console learned to ask again).
+    data = padded_zip(PIPELINE_CAP + 1024)
+    for _ in range(20):
+        error = assert_error(upload(client, data), 413, "upload_too_large")
+        assert f"limit {PIPELINE_CAP} bytes" in error["message"]
 
 
 def test_busy_pipeline_is_429(

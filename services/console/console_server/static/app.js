@@ -109,14 +109,24 @@ async function loadStatus() {
 
 // --- steps ------------------------------------------------------------------------
 
+// A step's description is its docstring: show the first paragraph, the rest
+// on request.
+function description(text) {
+  if (!text) return null;
+  const [summary, ...rest] = text.trim().split(/\n\s*\n/);
+  const head = el("div", { class: "muted small", text: summary.replace(/\s+/g, " ") });
+  if (!rest.length) return head;
+  return el("div", {}, head, el("details", { class: "small muted" },
+    el("summary", { text: "more" }), el("div", { class: "doc", text: rest.join("\n\n") })));
+}
+
 async function loadSteps() {
   const body = document.querySelector("#steps tbody");
   try {
     const { steps } = await api("/api/steps");
     body.replaceChildren(...steps.map((s) => el("tr", { "data-step": s.name },
       el("td", { text: String(s.index + 1) }),
-      el("td", {}, el("strong", { class: "step-name", text: s.name }),
-        s.description ? el("div", { class: "muted small", text: s.description }) : null),
+      el("td", {}, el("strong", { class: "step-name", text: s.name }), description(s.description)),
       el("td", { text: s.type === "builtin" ? `builtin · ${s.builtin_class}` : "custom" }),
       el("td", { class: "mono", text: s.files.join(", ") }),
       el("td", { text: s.enabled ? "yes" : "no" }),
@@ -173,19 +183,46 @@ function layout(nodes, edges) {
     }
     members.forEach((id, i) => row.set(id, i));
   });
+  // Edges that skip layers are drawn as arcs over the nodes they skip (a
+  // straight line would hide behind them); room for the highest arc on top.
+  const longest = Math.max(1, ...edges.map((e) => (layer.get(e.target) ?? 0) - (layer.get(e.source) ?? 0)));
+  const arcRoom = longest > 1 ? 0.75 * arcLift(longest) + 8 : 0;
   const tallest = Math.max(1, ...layers.map((m) => (m ? m.length : 0)));
-  const height = PAD * 2 + tallest * NODE_H + (tallest - 1) * GAP_Y;
+  const rowsHeight = tallest * NODE_H + (tallest - 1) * GAP_Y;
+  const height = PAD * 2 + arcRoom + rowsHeight;
   const pos = new Map();
   layers.forEach((members, l) => {
     const span = members.length * NODE_H + (members.length - 1) * GAP_Y;
-    const top = (height - span) / 2;
+    const top = PAD + arcRoom + (rowsHeight - span) / 2;
     members.forEach((id, i) => pos.set(id, {
       x: PAD + l * (NODE_W + GAP_X),
       y: top + i * (NODE_H + GAP_Y),
     }));
   });
   const width = PAD * 2 + layers.length * NODE_W + Math.max(0, layers.length - 1) * GAP_X;
-  return { pos, width, height };
+  return { pos, layer, width, height };
+}
+
+// Height of the control points of an arc over `span` layers: longer arcs fly
+// higher, so arcs from one node do not overlap.
+function arcLift(span) {
+  return 26 + 22 * (span - 2);
+}
+
+function edgePath(a, b, span) {
+  if (span > 1) {
+    // From the top of the source to the top of the target, over the rest.
+    const x1 = a.x + NODE_W * 0.6;
+    const x2 = b.x + NODE_W * 0.4;
+    const lift = arcLift(span);
+    return `M ${x1} ${a.y} C ${x1} ${a.y - lift}, ${x2} ${b.y - lift}, ${x2} ${b.y}`;
+  }
+  const x1 = a.x + NODE_W;
+  const y1 = a.y + NODE_H / 2;
+  const x2 = b.x;
+  const y2 = b.y + NODE_H / 2;
+  const bend = Math.max(24, (x2 - x1) / 2);
+  return `M ${x1} ${y1} C ${x1 + bend} ${y1}, ${x2 - bend} ${y2}, ${x2} ${y2}`;
 }
 
 function truncate(text, max) {
@@ -193,7 +230,7 @@ function truncate(text, max) {
 }
 
 function drawDag(dag) {
-  const { pos, width, height } = layout(dag.nodes, dag.edges);
+  const { pos, layer, width, height } = layout(dag.nodes, dag.edges);
   const root = svg("svg", {
     width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
     "aria-label": `pipeline DAG: ${dag.nodes.length} steps, ${dag.edges.length} edges`,
@@ -212,14 +249,9 @@ function drawDag(dag) {
     const a = pos.get(e.source);
     const b = pos.get(e.target);
     if (!a || !b) continue;
-    const x1 = a.x + NODE_W;
-    const y1 = a.y + NODE_H / 2;
-    const x2 = b.x;
-    const y2 = b.y + NODE_H / 2;
-    const bend = Math.max(24, (x2 - x1) / 2);
     const path = svg("path", {
       class: "edge",
-      d: `M ${x1} ${y1} C ${x1 + bend} ${y1}, ${x2 - bend} ${y2}, ${x2} ${y2}`,
+      d: edgePath(a, b, layer.get(e.target) - layer.get(e.source)),
       "marker-end": "url(#arrow)",
       "data-source": e.source,
       "data-target": e.target,
@@ -374,11 +406,11 @@ async function onUpload(event) {
   try {
     // FormData streams the file; the console streams it on to the pipeline.
     const run = await api("/api/runs", { method: "POST", body: new FormData(form) });
-    const changed = run.step_results.filter((r) => r.status === "success").length;
+    const succeeded = run.step_results.filter((r) => r.status === "success").length;
     result.replaceChildren(el("div", { "data-run": run.run_id },
       el("strong", {}, "Run ", el("span", { class: "mono", text: run.run_id }), " "), badge(run.status),
       el("div", { class: "muted small",
-        text: `${changed}/${run.step_results.length} steps succeeded in ${formatMs(run.duration_ms)}` }),
+        text: `${succeeded}/${run.step_results.length} steps succeeded in ${formatMs(run.duration_ms)}` }),
       run.error ? el("div", { class: "error", text: run.error }) : null,
       run.output_url ? el("a", { href: run.output_url, download: `${run.run_id}.zip`, text: "download output" }) : null,
     ));
