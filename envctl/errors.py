@@ -6,6 +6,8 @@ problem on stderr and exits non-zero, never a traceback.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -21,9 +23,14 @@ def format_path(path: Sequence[PathPart]) -> str:
     for part in path:
         if isinstance(part, int):
             text += f"[{part}]"
+        elif not _PLAIN_KEY.match(part):
+            text += f"[{json.dumps(part)}]"  # a key with dots, spaces or newlines, quoted
         else:
-            text += f".{part}" if text else str(part)
+            text += f".{part}" if text else part
     return text or "(document)"
+
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 @dataclass(frozen=True)
@@ -42,7 +49,8 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.field}: {self.message}"
+        message = " ".join(self.message.splitlines())  # always one line on stderr
+        return f"{where}: {self.field}: {message}"
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -69,4 +77,4 @@ class EnvctlError(Exception):
         """What the CLI prints on stderr: one line per problem."""
         if self.problems:
             return [str(p) for p in self.problems]
-        return [str(self)]
+        return [" ".join(str(self).splitlines())]

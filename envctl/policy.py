@@ -89,7 +89,7 @@ def _no_latest(env: Environment) -> Iterator[Problem]:
     for path, value in _strings(env.data):
         if _LATEST.search(value):
             yield env.problem(
-                path, f"says {value!r}; name an exact commit, digest or version instead"
+                path, f"{_who(path)}says {value!r}; name an exact commit, digest or version instead"
             )
 
 
@@ -153,7 +153,7 @@ def _secrets_by_reference(env: Environment) -> Iterator[Problem]:
     for path, value in _strings(env.data):
         for what, pattern in _SECRET_VALUES:
             if pattern.search(value):
-                yield env.problem(path, f"contains {what} in plain text; {advice}")
+                yield env.problem(path, f"{_who(path)}contains {what} in plain text; {advice}")
                 break
 
 
@@ -381,6 +381,11 @@ def _source_of(repo_root: Path, name: str) -> str | None:
     promotion = data.get("promotion")
     source = promotion.get("from") if isinstance(promotion, dict) else None
     return source if isinstance(source, str) else None
+
+
+def _who(path: FieldPath) -> str:
+    """'pipeline: ' for a field of service pipeline, '' for an environment-wide field."""
+    return f"{path[1]}: " if len(path) > 1 and path[0] == "services" else ""
 
 
 def _strings(node: Any, path: FieldPath = ()) -> Iterator[tuple[FieldPath, str]]:

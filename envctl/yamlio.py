@@ -11,6 +11,7 @@ import datetime as dt
 import io
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,11 @@ def _yaml() -> YAML:
 def parse(text: str, file: str) -> CommentedMap:
     """Parse one YAML mapping; any syntax error becomes an EnvctlError naming file and line."""
     try:
-        doc = _yaml().load(text)
+        with warnings.catch_warnings():
+            # ruamel warns (e.g. a reused anchor) where an environment file should be plain;
+            # as errors they are reported like any other YAML problem, not printed aside.
+            warnings.simplefilter("error")
+            doc = _yaml().load(text)
     except RecursionError:
         raise EnvctlError(f"{file}: nesting too deep to be an environment file") from None
     except Exception as exc:  # ruamel raises many error types; all mean "not valid YAML"

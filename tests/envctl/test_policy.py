@@ -1,0 +1,308 @@
+"""Policy rules (envctl/policy.py): each has a failing example whose message names the
+file, the service and the field; the committed files pass all of them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from envctl.errors import EnvctlError, Problem
+from envctl.load import load_environment
+from envctl.policy import RULES
+
+Edit = tuple[Any, ...]
+COMMIT = "services.pipeline.image.commit"
+
+CASES: list[tuple[str, str, str, list[Edit], str, str]] = [
+    # rule, case id, environment, edits, field, words in the message
+    ("commit-sha", "short", "dev", [("put", COMMIT, "a625406")], COMMIT, "not a full 40-hex"),
+    (
+        "commit-sha",
+        "upper-case",
+        "dev",
+        [("put", COMMIT, "A625406F6977D45C1391B078F4D3656E0B75BFCB")],
+        COMMIT,
+        "lower-case",
+    ),
+    (
+        "commit-sha",
+        "checkout-in-cloud",
+        "dev",
+        [("put", COMMIT, "checkout")],
+        COMMIT,
+        "docker platform only",
+    ),
+    (
+        "digest-pinned",
+        "missing",
+        "staging",
+        [("drop", "services.console.image.digest")],
+        "services.console.image.digest",
+        "pins the image digest",
+    ),
+    (
+        "no-latest",
+        "env-tag",
+        "dev",
+        [("put", "services.pipeline.env.BASE_IMAGE", "python:latest")],
+        "services.pipeline.env.BASE_IMAGE",
+        "latest",
+    ),
+    ("no-latest", "commit", "local", [("put", COMMIT, "latest")], COMMIT, "latest"),
+    (
+        "internal-not-public",
+        "all-users",
+        "prod",
+        [("put", "services.pipeline.invokers", ["allUsers"])],
+        "services.pipeline.invokers[0]",
+        "makes an internal service public",
+    ),
+    (
+        "internal-not-public",
+        "ingress-all",
+        "prod",
+        [("put", "services.pipeline.ingress", "all")],
+        "services.pipeline.ingress",
+        "console call",
+    ),
+    (
+        "secrets-by-reference",
+        "by-name",
+        "dev",
+        [("put", "services.console.env.DB_PASSWORD", "hunter2")],
+        "services.console.env.DB_PASSWORD",
+        "Secret Manager",
+    ),
+    (
+        "secrets-by-reference",
+        "pem",
+        "dev",
+        [("put", "services.console.env.TLS", "-----BEGIN RSA PRIVATE KEY-----\nMIIB")],
+        "services.console.env.TLS",
+        "PEM private key",
+    ),
+    (
+        "secrets-by-reference",
+        "url-password",
+        "local",
+        [("put", "services.console.env.DATABASE_URL", "postgres://app:s3cret@db/app")],
+        "services.console.env.DATABASE_URL",
+        "password inside a URL",
+    ),
+    (
+        "warm-instance",
+        "prod-pipeline",
+        "prod",
+        [("put", "services.pipeline.scaling.min_instances", 0)],
+        "services.pipeline.scaling.min_instances",
+        "warm instance",
+    ),
+    (
+        "scaling-range",
+        "min-above-max",
+        "dev",
+        [("put", "services.console.scaling.min_instances", 3)],
+        "services.console.scaling.min_instances",
+        "above max_instances",
+    ),
+    (
+        "calls-exist",
+        "unknown",
+        "dev",
+        [("put", "services.console.calls", ["pipeline", "feeds"])],
+        "services.console.calls[1]",
+        "not a service of dev",
+    ),
+    (
+        "calls-exist",
+        "itself",
+        "local",
+        [("put", "services.console.calls", ["pipeline", "console"])],
+        "services.console.calls[1]",
+        "does not call itself",
+    ),
+    (
+        "internal-callee-needs-vpc",
+        "no-vpc",
+        "staging",
+        [("drop", "services.console.vpc")],
+        "services.console.vpc",
+        "vpc.egress: all-traffic",
+    ),
+    (
+        "internal-callee-needs-vpc",
+        "private-ranges",
+        "staging",
+        [("put", "services.console.vpc.egress", "private-ranges-only")],
+        "services.console.vpc.egress",
+        "all-traffic",
+    ),
+    (
+        "reserved-env",
+        "port",
+        "dev",
+        [("put", "services.pipeline.env.PORT", "9000")],
+        "services.pipeline.env.PORT",
+        "reserved",
+    ),
+    (
+        "reserved-env",
+        "injected-address",
+        "local",
+        [("put", "services.console.env.PIPELINE_ADDR", "10.0.0.5:443")],
+        "services.console.env.PIPELINE_ADDR",
+        "because it calls pipeline",
+    ),
+    (
+        "reserved-env",
+        "env-and-secret",
+        "dev",
+        [
+            ("put", "services.console.env.SESSION_KEY_ID", "a"),
+            (
+                "put",
+                "services.console.secrets",
+                {"SESSION_KEY_ID": {"secret": "k", "version": "2"}},
+            ),
+        ],
+        "services.console.env.SESSION_KEY_ID",
+        "both env and secrets",
+    ),
+    (
+        "local-ports",
+        "shared",
+        "local",
+        [("put", "services.pipeline.port", 8080)],
+        "services.console.port",
+        "also pipeline's",
+    ),
+    (
+        "rollout-revision",
+        "other-service",
+        "prod",
+        [
+            (
+                "put",
+                "services.console.rollout",
+                {"canary_percent": 10, "stable_revision": "pipeline-00002-abc"},
+            )
+        ],
+        "services.console.rollout.stable_revision",
+        "not a revision of console",
+    ),
+    (
+        "registry-in-project",
+        "other-project",
+        "prod",
+        [("put", "registry", "europe-west1-docker.pkg.dev/gtfs-gitops-dev/services")],
+        "registry",
+        "own project",
+    ),
+    (
+        "registry-in-project",
+        "other-region",
+        "prod",
+        [("put", "registry", "us-central1-docker.pkg.dev/gtfs-gitops-prod/services")],
+        "registry",
+        "runs in 'europe-west1'",
+    ),
+    (
+        "freeze-windows",
+        "one-off-backwards",
+        "prod",
+        [("put", "freeze.0.end", "2026-12-01T00:00:00Z")],
+        "freeze[0].end",
+        "ends before",
+    ),
+    (
+        "freeze-windows",
+        "weekly-backwards",
+        "prod",
+        [("put", "freeze.1.until", "09:00")],
+        "freeze[1].until",
+        "ends before",
+    ),
+    (
+        "freeze-windows",
+        "not-a-date",
+        "prod",
+        [("put", "freeze.0.start", "2026-02-30T00:00:00Z")],
+        "freeze[0].start",
+        "not a real date",
+    ),
+    (
+        "promotion-chain",
+        "unknown-source",
+        "staging",
+        [("put", "promotion.from", "qa")],
+        "promotion.from",
+        "no environments/qa.yaml",
+    ),
+    (
+        "promotion-chain",
+        "itself",
+        "staging",
+        [("put", "promotion.from", "staging")],
+        "promotion.from",
+        "itself",
+    ),
+]
+
+
+def test_every_rule_has_a_failing_example() -> None:
+    assert {case[0] for case in CASES} | {"promotion-chain"} == set(RULES)
+
+
+@pytest.mark.parametrize(
+    ("rule", "env", "edits", "field", "words"),
+    [(c[0], *c[2:]) for c in CASES],
+    ids=[f"{c[0]}:{c[1]}" for c in CASES],
+)
+def test_policy_rule_fails_naming_file_service_and_field(
+    repo_root: Path,
+    broken: Callable[..., list[Problem]],
+    rule: str,
+    env: str,
+    edits: list[Edit],
+    field: str,
+    words: str,
+) -> None:
+    found = broken(repo_root, env, *edits)
+    matching = [p for p in found if p.rule == rule and p.field == field]
+    assert matching, f"expected {rule} at {field}; got {[f'{p.rule} {p}' for p in found]}"
+    problem = matching[0]
+    assert words in problem.message
+    text = str(problem)
+    assert text.startswith(f"environments/{env}.yaml:{problem.line}: {field}: ")
+    if field.startswith("services."):
+        assert f"{field.split('.')[1]}:" in problem.message  # names the service
+    assert "\n" not in text
+
+
+def test_switches_and_mounted_files_are_not_secrets(
+    repo_root: Path, broken: Callable[..., list[Problem]]
+) -> None:
+    assert not broken(
+        repo_root,
+        "dev",
+        ("put", "services.console.env.CONSOLE_REQUIRE_TOKEN", "true"),
+        ("put", "services.console.env.GOOGLE_CREDENTIALS", "/var/run/secrets/key.json"),
+    )
+
+
+def test_promotion_chain_cycle_is_refused(env_repo: Path, run_git: Callable[..., str]) -> None:
+    local = env_repo / "environments" / "local.yaml"
+    text = local.read_text().replace(
+        "freeze: []", "promotion:\n  from: prod\n  approval_required: false\nfreeze: []"
+    )
+    local.write_text(text)
+    run_git(env_repo, "commit", "--quiet", "-am", "make a cycle")
+    with pytest.raises(EnvctlError) as caught:
+        load_environment(env_repo, "dev")
+    (problem,) = caught.value.problems
+    assert problem.rule == "promotion-chain"
+    assert problem.field == "promotion.from"
+    assert "cycle: dev <- local <- prod <- staging <- dev" in problem.message
