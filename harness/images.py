@@ -11,8 +11,8 @@ harness, `make up` and the bench:
      "images": {"pipeline": {"ref": "gtfs-pipeline:<tag>", "id": "sha256:...",
                               "size": 123, "reused": true, ...}, "console": {...}}}
 
-CLI: `python -m harness.images build [--allow-dirty] [--base IMAGE]`,
-`python -m harness.images show`.
+CLI: `python -m harness.images build [--allow-dirty] [--base IMAGE] [--service S]`,
+`python -m harness.images show`, `python -m harness.images prune` (drop other commits' images).
 """
 
 from __future__ import annotations
@@ -211,6 +211,27 @@ def load_manifest(path: Path = MANIFEST) -> Build:
     return Build.from_json(json.loads(path.read_text()))
 
 
+def prune(keep: Build) -> list[str]:
+    """Remove this project's images other than `keep`'s (old commits, old dirty builds)."""
+    removed = []
+    for name in NAMES.values():
+        listed = subprocess.run(
+            ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", name],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        for ref in listed:
+            if ref.endswith(":<none>") or ref in {i.ref for i in keep.images.values()}:
+                continue
+            if (
+                subprocess.run(["docker", "rmi", ref], capture_output=True, check=False).returncode
+                == 0
+            ):
+                removed.append(ref)
+    return removed
+
+
 def _human(size: int) -> str:
     return f"{size / 1_000_000:.1f} MB"
 
@@ -231,9 +252,14 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--base", help="base image (default: $BASE_IMAGE or python:3.13-slim)")
     b.add_argument("--service", action="append", choices=sorted(NAMES), help="only this one")
     sub.add_parser("show", help="print the last build's manifest")
+    sub.add_parser("prune", help="remove images of other commits than the manifest's")
     args = parser.parse_args(argv)
     if args.command == "show":
         print(MANIFEST.read_text(), end="")  # noqa: T201
+        return 0
+    if args.command == "prune":
+        for ref in prune(load_manifest()):
+            print(f"removed {ref}")  # noqa: T201
         return 0
     try:
         services = tuple(args.service) if args.service else ("pipeline", "console")

@@ -79,7 +79,7 @@ def test_final_stage_has_no_build_tools_or_wheel_caches(
     assert done.stdout.strip().endswith("done")
 
 
-def test_unchanged_tree_reuses_the_images(built_images: images.Build) -> None:
+def test_unchanged_tree_reuses_the_images() -> None:
     # Build twice in a row: the second must find the first's images by tag and
     # content label (the fixture's build may predate an edit in this tree).
     before = images.current_digest()
@@ -89,4 +89,4 @@ def test_unchanged_tree_reuses_the_images(built_images: images.Build) -> None:
         pytest.skip("the working tree changed while the test ran (someone is editing it)")
     assert all(image.reused for image in second.images.values())
     assert {s: i.id for s, i in second.images.items()} == {s: i.id for s, i in first.images.items()}
-    assert images.load_manifest().tag == second.tag == built_images.tag
+    assert images.load_manifest().tag == second.tag
