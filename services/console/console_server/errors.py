@@ -160,9 +160,17 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    problems = exc.errors()
+    if len(problems) == 1 and problems[0].get("type") == "missing":
+        # The common mistake gets its own code: "missing_feed" for a POST
+        # /api/runs without the file.
+        where, *path = problems[0].get("loc", ("request",))
+        name = ".".join(str(p) for p in path) or str(where)
+        form = "multipart/form-data field" if where == "body" else f"{where} parameter"
+        return error_response(400, f"missing_{name}", f"required {form} '{name}' is missing")
     # One line per problem, "where: what", instead of FastAPI's nested list.
     parts = []
-    for problem in exc.errors():
+    for problem in problems:
         where = ".".join(str(p) for p in problem.get("loc", ()))
         parts.append(f"{where}: {problem.get('msg', 'invalid')}")
     return error_response(400, "invalid_request", "; ".join(parts) or "invalid request")

@@ -388,6 +388,12 @@ def test_openapi_documents_every_endpoint_and_its_errors(client: httpx.Client) -
     assert {"201", "400", "413", "429", "503"} <= set(post_runs)
     assert "404" in operations[("get", "/api/runs/{run_id}")]["responses"]
     assert "404" in operations[("get", "/api/runs/{run_id}/output")]["responses"]
+    form = operations[("post", "/api/runs")]["requestBody"]["content"]["multipart/form-data"]
+    body = schema["components"]["schemas"][form["schema"]["$ref"].rsplit("/", 1)[1]]
+    assert body["required"] == ["feed"]
+    feed = body["properties"]["feed"]
+    assert feed["type"] == "string"
+    assert feed.get("format") == "binary" or "contentMediaType" in feed
     run = schema["components"]["schemas"]["Run"]["properties"]
     assert run["status"]["enum"] == ["completed", "failed", "running"]
 

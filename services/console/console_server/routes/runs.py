@@ -55,15 +55,11 @@ async def _chunks(feed: UploadFile) -> AsyncIterator[bytes]:
 async def start_run(
     pipeline: PipelineDep,
     settings: SettingsDep,
-    feed: Annotated[UploadFile | None, File(description="The GTFS schedule zip")] = None,
+    feed: Annotated[UploadFile, File(description="The GTFS schedule zip")],
     disabled_steps: Annotated[
         list[str] | None, Form(description="Steps to skip for this run (repeat the field)")
     ] = None,
 ) -> Run:
-    if feed is None:
-        raise ConsoleError(
-            400, "missing_feed", "send the GTFS zip as multipart/form-data field 'feed'"
-        )
     cap = settings.console_max_upload_bytes
     if feed.size is not None and feed.size > cap:
         raise ConsoleError(
