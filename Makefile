@@ -46,8 +46,9 @@ proto: ## Generate Python code from services/proto (never committed)
 # --- the two commands ------------------------------------------------------
 
 .PHONY: up
-up: install ## Run the local environment in the foreground (Ctrl-C stops it)
-	tools/run-local
+up: install ## Both services in containers from environments/local.yaml (Ctrl-C stops them)
+	@tools/ensure-docker
+	$(BIN)/envctl up local
 
 .PHONY: run-local
 run-local: install ## Both services from the checkout, no containers (fast inner loop)
