@@ -1,0 +1,80 @@
+"""Every environment's `envctl render` output fits modules/stack's variables exactly
+(names and types), and the pieces the stack hands on fit the modules it calls."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from envctl import hcl, tftypes
+from envctl.load import list_environments, load_environment
+from envctl.policy import injected_env
+from envctl.render import render
+
+ROOT = Path(__file__).resolve().parents[2]
+STACK = ROOT / "modules" / "stack"
+CLOUD = [n for n in list_environments(ROOT) if load_environment(ROOT, n).is_cloud]
+
+
+def test_cloud_environments_are_the_three_expected() -> None:
+    assert CLOUD == ["dev", "staging", "prod"]
+    assert not load_environment(ROOT, "local").is_cloud  # docker: no stack, no tfvars
+
+
+@pytest.mark.parametrize("name", CLOUD)
+def test_rendered_tfvars_match_the_stack_variables(name: str) -> None:
+    tfvars = render(load_environment(ROOT, name))
+    declared = {v.name: v for v in hcl.variables(STACK)}
+    assert set(tfvars) - set(declared) == set(), "render writes variables the stack lacks"
+    missing = {n for n, v in declared.items() if v.required} - set(tfvars)
+    assert not missing, f"render omits required variables {missing}"
+    for key, value in tfvars.items():
+        errors = tftypes.check(value, tftypes.parse_type(declared[key].type), key)
+        assert not errors, "\n".join(errors)
+
+
+@pytest.mark.parametrize("name", CLOUD)
+def test_service_pieces_fit_the_cloud_run_module(name: str) -> None:
+    module = {v.name: v for v in hcl.variables(ROOT / "modules" / "cloud-run-service")}
+    for svc in render(load_environment(ROOT, name))["services"].values():
+        for attr, variable in [
+            ("startup_probe", "startup_probe"),
+            ("liveness_probe", "liveness_probe"),
+            ("secret_env", "secret_env"),
+            ("traffic", "traffic"),
+            ("env", "env"),
+        ]:
+            errors = tftypes.check(svc[attr], tftypes.parse_type(module[variable].type), attr)
+            assert not errors, errors
+        if svc["vpc_egress"] is not None:
+            vpc = tftypes.parse_type(module["vpc_egress"].type)
+            assert not tftypes.check(svc["vpc_egress"], vpc, "vpc_egress")
+        assert re.fullmatch(r"[^@:]+/[^@:]+@sha256:[0-9a-f]{64}", svc["image"])
+
+
+def test_the_type_checker_catches_a_mismatch() -> None:
+    declared = {v.name: v for v in hcl.variables(STACK)}
+    tfvars = render(load_environment(ROOT, "dev"))
+    tfvars["services"]["pipeline"]["min_instances"] = "1"
+    del tfvars["services"]["console"]["cpu"]
+    tfvars["services"]["console"]["cpus"] = "1"
+    errors = tftypes.check(
+        tfvars["services"], tftypes.parse_type(declared["services"].type), "services"
+    )
+    assert errors == [
+        "services.console.cpus: not an attribute of the declared object",
+        "services.console.cpu: required attribute missing",
+        "services.pipeline.min_instances: expected number, got string",
+    ]
+
+
+def test_stack_injects_the_call_variables_envctl_reserves() -> None:
+    """The names the stack injects for `calls` are the ones policy forbids files to set."""
+    text = (STACK / "main.tf").read_text()
+    env = load_environment(ROOT, "dev")
+    reserved = injected_env(env, "console")
+    for suffix in ("ADDR", "TLS", "AUDIENCE"):
+        assert f'"${{upper(replace(callee, "-", "_"))}}_{suffix}"' in text
+        assert f"PIPELINE_{suffix}" in reserved
