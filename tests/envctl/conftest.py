@@ -52,6 +52,7 @@ def env_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     git(repo, "config", "user.name", "Release Bot")
     git(repo, "config", "user.email", "release-bot@example.org")
     git(repo, "config", "commit.gpgsign", "false")
+    git(repo, "config", "core.hooksPath", ".git/hooks")  # only hooks a test installs
     git(repo, "add", "--all")
     git(repo, "commit", "--quiet", "-m", "environments as in the checkout")
     monkeypatch.setenv("ENVCTL_NOW", QUIET_TIME)
