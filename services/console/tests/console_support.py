@@ -21,7 +21,7 @@ import threading
 import time
 import urllib.parse
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent import futures
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -74,7 +74,7 @@ BROKEN_HIERARCHY: dict[str, str] = {
 }
 
 
-def make_zip(files: dict[str, str | bytes], *, compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+def make_zip(files: Mapping[str, str | bytes], *, compression: int = zipfile.ZIP_DEFLATED) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression) as zf:
         for name, content in files.items():
@@ -251,7 +251,7 @@ class Launcher:
         server.start()
         server.wait_serving()
 
-    def console(self, pipeline_addr: str, *, wait: bool = True, **env: str) -> ConsoleServer:
+    def console(self, pipeline_addr: str, **env: str) -> ConsoleServer:
         """A console-server for PIPELINE_ADDR (other settings as kwargs)."""
         port = free_port()
         workdir = self._tmp.mktemp("console")
@@ -269,8 +269,7 @@ class Launcher:
         )
         server.start()
         self._started.append(server)
-        if wait:
-            server.wait_up()
+        server.wait_up()
         return server
 
     def stop_all(self) -> None:
@@ -375,7 +374,7 @@ class StandInPipeline(pb_grpc.PipelineServiceServicer):
         yield pb.DownloadOutputResponse(chunk=b"PK\x05\x06" + bytes(18))
 
 
-class RecordingHealth(health.HealthServicer):
+class RecordingHealth(health.HealthServicer):  # type: ignore[misc]  # grpc_health is untyped
     def __init__(self, pipeline: StandInPipeline) -> None:
         super().__init__()
         self._pipeline = pipeline
@@ -477,7 +476,7 @@ class MetadataServer:
         self.issued: list[str] = []
         self.audiences: list[str] = []
         self.flavorless = 0
-        self._signer = crypt.RSASigner.from_string(pem(self.key))
+        self._signer = crypt.RSASigner.from_string(pem(self.key))  # type: ignore[no-untyped-call]
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
