@@ -57,6 +57,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.pipeline_tls,
             "for " + settings.pipeline_audience if settings.pipeline_audience else "off",
         )
+        if settings.pipeline_audience and not settings.pipeline_tls:
+            # Fine on loopback; anywhere else the token is readable in transit.
+            log.warning(
+                "PIPELINE_AUDIENCE is set but PIPELINE_TLS is off: ID tokens travel in clear"
+            )
         try:
             yield
         finally:

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from console_support import TINY_FEED, Stack, make_zip
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
 
 pytestmark = pytest.mark.browser
 
@@ -48,13 +48,16 @@ def page(browser: Browser, stack: Stack) -> Iterator[Page]:
 
     page.on("console", on_console)
     page.on("pageerror", lambda error: problems.append(str(error)))
+
     # Offline, like a console without internet: only the console itself answers.
-    page.route(
-        "**/*",
-        lambda route: (
-            route.continue_() if route.request.url.startswith(stack.console.url) else route.abort()
-        ),
-    )
+    def only_the_console(route: Route) -> None:
+        if route.request.url.startswith(stack.console.url):
+            route.continue_()
+        else:
+            problems.append(f"requested {route.request.url}")
+            route.abort()
+
+    page.route("**/*", only_the_console)
     page.goto(stack.console.url + "/")
     expect(page.locator("body")).to_have_attribute("data-loaded", "true")
     yield page
