@@ -60,7 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser = _Parser(
         prog="envctl",
-        description="Validate, render, promote and roll back environments/*.yaml.",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[common],
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -145,7 +146,10 @@ def _render(root: Path, args: argparse.Namespace) -> Result:
 
 def _diff(root: Path, args: argparse.Namespace) -> Result:
     after = load_environment(root, args.env)
-    gitrepo.git(root, "rev-parse", "--verify", "--quiet", f"{args.base}^{{commit}}")
+    try:
+        gitrepo.git(root, "rev-parse", "--verify", "--quiet", f"{args.base}^{{commit}}")
+    except EnvctlError:
+        raise EnvctlError(f"--base {args.base!r} is not a commit of this repository") from None
     old_text = gitrepo.show(root, args.base, after.file)
     before = None
     if old_text is not None:

@@ -86,3 +86,9 @@ def test_diff_of_new_calls_explains_the_access(repo_root: Path) -> None:
     before["services"]["console"]["calls"] = []
     texts = [c.text for c in describe(before, dev)]
     assert texts == ["console: now calls pipeline (gets roles/run.invoker on it and its address)"]
+
+
+def test_diff_against_an_unknown_base(env_repo: Path, cli: Cli) -> None:
+    result = cli("--repo", env_repo, "diff", "prod", "--base", "no-such-branch")
+    assert result.status == 1
+    assert result.err == "--base 'no-such-branch' is not a commit of this repository\n"
