@@ -45,25 +45,32 @@ def cold_section(samples: list[dict[str, Any]]) -> dict[str, Any]:
     return {"samples": samples, "summary": summary}
 
 
-def _locust_row(rows: list[dict[str, str]], name: str) -> dict[str, Any] | None:
-    row = next((r for r in rows if r.get("Name") == name), None)
-    if row is None:
+def _locust_entry(
+    entries: list[dict[str, Any]], name: str, window_s: float
+) -> dict[str, Any] | None:
+    """Locust's own numbers for one name, from its final stats (locust.json)."""
+    e = next((e for e in entries if e.get("name") == name), None)
+    if e is None:
         return None
+    requests = int(e["num_requests"])
     return {
-        "requests": int(row["Request Count"]),
-        "failures": int(row["Failure Count"]),
-        "rps": round(float(row["Requests/s"]), 2),
-        "median_ms": float(row["Median Response Time"]),
-        "p99_ms": float(row["99%"]) if row.get("99%") not in (None, "N/A") else None,
+        "requests": requests,
+        "failures": int(e["num_failures"]),
+        # Over the whole window (Locust's stats were reset when it opened), not
+        # first-to-last request, which flatters a rare call such as RunPipeline.
+        "rps": round(requests / window_s, 2) if window_s > 0 else 0.0,
+        # Locust's whole-millisecond view, for comparison with ours.
+        "avg_ms": round(float(e["total_response_time"]) / requests, 3) if requests else 0.0,
+        "max_ms": round(float(e["max_response_time"] or 0), 3),
     }
 
 
-def warm_section(recorder: Recorder, locust_stats: list[dict[str, str]]) -> dict[str, Any]:
+def warm_section(recorder: Recorder, locust_stats: list[dict[str, Any]]) -> dict[str, Any]:
     """Per RPC: latency from our histograms, throughput and errors also from Locust."""
     window = recorder.window_seconds
     rpcs = {}
     for name, stats in sorted(recorder.methods.items()):
-        locust = _locust_row(locust_stats, name)
+        locust = _locust_entry(locust_stats, name, window)
         calls = stats.calls
         own_rps = calls / window if window else 0.0
         rpcs[name] = {

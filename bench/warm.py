@@ -11,6 +11,7 @@ by the locustfile itself (histogram window, and Locust's stats reset then).
 from __future__ import annotations
 
 import csv
+import json
 import math
 import subprocess
 import sys
@@ -62,13 +63,11 @@ class LoadPlan:
 @dataclass
 class LocustResult:
     recorder: Recorder
-    stats: list[dict[str, str]]
-    failures: list[dict[str, str]]
+    # Locust's final per-entry stats (locust.json: name, method, num_requests,
+    # num_failures, start_time, last_request_timestamp, ...).
+    stats: list[dict[str, Any]]
     command: list[str]
     log: Path
-
-    def stats_row(self, name: str) -> dict[str, str] | None:
-        return next((r for r in self.stats if r["Name"] == name), None)
 
 
 def locust_version() -> str:
@@ -96,6 +95,10 @@ def command(plan: LoadPlan, pipeline_target: str, console_url: str | None, out: 
         "10",
         "--only-summary",
         "--csv",
+        str(out / "locust"),
+        # The CSVs are rewritten once a second and not at exit, so they miss the
+        # last second; the JSON file is written at shutdown with every request.
+        "--json-file",
         str(out / "locust"),
         # Errors are results to report, not a reason for a non-zero exit.
         "--exit-code-on-error",
@@ -179,10 +182,10 @@ def run(
             raise
     if proc.returncode != 0:
         raise LocustFailed(f"locust exited {proc.returncode}: {_tail(log_path)}")
+    stats_file = out / "locust.json"
     return LocustResult(
         recorder=load_dir(out),
-        stats=_read_csv(out / "locust_stats.csv"),
-        failures=_read_csv(out / "locust_failures.csv"),
+        stats=json.loads(stats_file.read_text()) if stats_file.exists() else [],
         command=cmd,
         log=log_path,
     )

@@ -1,0 +1,87 @@
+"""End to end: `python -m bench run` at tiny scale against the real containers.
+
+Two cold samples, a 3-second warm phase with 2 users, short floor loops and a
+small "large" feed: every phase runs, every file of the report is written and
+parses. The numbers at this scale mean nothing; the plumbing is what is tested.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import report
+from bench.warm import REPO
+from harness import images
+
+pytestmark = pytest.mark.docker
+
+# Image reuse, 2 cold samples (~1-2 s each), floor ~4 s, calibration and warm
+# Locust runs (~5 s and ~6 s with start-up), a 5,000-row feed three ways.
+RUN_TIMEOUT_S = 150
+
+
+def test_runner_writes_a_complete_report(built_images: images.Build, tmp_path: Path) -> None:
+    out = tmp_path / "result"
+    cmd = [
+        sys.executable, "-m", "bench", "run",
+        "--pipeline-image", built_images.ref("pipeline"),
+        "--console-image", built_images.ref("console"),
+        "--cold-samples", "2",
+        "--users", "2", "--console-users", "1", "--seconds", "3", "--warmup", "1",
+        "--floor-seconds", "1", "--floor-calls", "300", "--calibration-seconds", "2",
+        "--large-rows", "5000",
+        "--output", str(out),
+    ]  # fmt: skip
+    done = subprocess.run(
+        cmd, cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False
+    )
+    assert done.returncode == 0, done.stderr[-5000:]
+    # Progress was shown for each phase.
+    for phase in ("cold 2/2", "floor:", "calibration", "warm load", "large feed"):
+        assert phase in done.stderr, phase
+
+    data = report.load(out)
+    assert data["images"]["pipeline"]["size_bytes"] > 0
+    assert data["locust_version"]
+    assert data["machine"]["logical_cpus"] >= 1
+    assert len(data["cold"]["samples"]) == 2
+    assert all(s["serving_s"] > 0 for s in data["cold"]["samples"])
+    rpcs = data["warm"]["rpcs"]
+    assert {"GetDag", "GetStatus", "ListSteps", "/api/dag"} <= set(rpcs)
+    assert rpcs["GetDag"]["latency_us"]["p50"] > 0
+    assert set(data["floor"]) >= {"health_check", "get_dag", "console_dag", "locust_get_dag"}
+    assert data["large_feed"]["rows"] == 5000
+    gated = {k for k, v in data["ratios"].items() if v["gated"]}
+    assert {
+        "floor.locust_over_plain",
+        "warm.GetDag.p50_over_floor",
+        "cold.serving_over_python_start",
+        "large_feed.console_over_library",
+    } <= gated
+
+    md = (out / "report.md").read_text()
+    assert "## Warm" in md
+    assert "## Cold (2 samples" in md
+    for png in (report.CDF_PNG, report.TIMELINE_PNG):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    assert list((out / "raw" / "warm").glob("hist-*.json"))
+    json.loads((out / "raw" / "floor.json").read_text())
+
+    # A result compared with itself passes; the report re-renders from its folder.
+    same = subprocess.run(
+        [sys.executable, "-m", "bench", "compare", str(out), "--baseline", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert same.returncode == 0, same.stdout + same.stderr
+    (out / "report.md").unlink()
+    again = subprocess.run(
+        [sys.executable, "-m", "bench", "report", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert (out / "report.md").exists()
