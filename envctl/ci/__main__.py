@@ -1,6 +1,6 @@
 """``python -m envctl.ci COMMAND``: the deploy steps the workflows run.
 
-    environments                      cloud environments, in promotion order
+    environments [ENV...]             cloud environments (or just these), in promotion order
     changed --base REV [--head REV]   cloud environments base..head changes, in promotion order
     gate ENV [--base REV]             may ENV be deployed now (freeze windows)?
     smoke ENV --url URL               smoke check of ENV's console (token from $SMOKE_ID_TOKEN)
@@ -13,6 +13,7 @@
     rollout ENV --stack DIR --vars F --console-url URL   run those steps with smoke checks
     service-url --outputs F --service NAME               a URL from ``tofu output -json``
     publish --env ENV                 push built images once per tag; read back digests
+    registry ENV                      ENV's registry and its host (for docker/crane login)
     copy-images ENV                   copy ENV's images into its registry by digest
     smoke-failures DIR                environments whose smoke check failed (from artifacts)
 
@@ -77,6 +78,12 @@ def _emit(args: argparse.Namespace, value: Any, text: str) -> None:
 
 def _environments(args: argparse.Namespace) -> int:
     names = changed.cloud_environments(_root(args))
+    if args.only:
+        unknown = [n for n in args.only if n not in names]
+        if unknown:
+            known = ", ".join(names)
+            raise ValueError(f"{unknown[0]!r} is not a cloud environment (cloud: {known})")
+        names = [n for n in names if n in args.only]
     set_output("environments", json.dumps(names))
     _emit(args, names, json.dumps(names))
     return EXIT_OK
@@ -264,6 +271,17 @@ def _publish(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _registry(args: argparse.Namespace) -> int:
+    env = load_environment(_root(args), args.env)
+    if env.registry is None:
+        raise ValueError(f"{env.file}: {args.env} has no registry (platform {env.platform})")
+    host = env.registry.split("/", 1)[0]
+    set_output("registry", env.registry)
+    set_output("host", host)
+    _emit(args, {"registry": env.registry, "host": host}, env.registry)
+    return EXIT_OK
+
+
 def _copy_images(args: argparse.Namespace) -> int:
     copies = images.ensure_images(_root(args), args.env)
     text = "".join(
@@ -305,11 +323,12 @@ def parser() -> argparse.ArgumentParser:
         p.set_defaults(run=run)
         return p
 
-    add(
+    p = add(
         "environments",
         _environments,
         "cloud environments in promotion order (output: environments)",
     )
+    p.add_argument("only", nargs="*", metavar="ENV", help="only these (checked to be cloud ones)")
 
     p = add(
         "changed", _changed, "cloud environments base..head changes (outputs: environments, any)"
@@ -406,6 +425,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--env", required=True, help="the environment whose registry receives builds")
     p.add_argument("--manifest", type=Path, default=Path(".cache/images.json"))
     p.add_argument("--service", action="append", help="only this service (repeatable)")
+
+    p = add("registry", _registry, "ENV's image registry (outputs: registry, host)")
+    p.add_argument("env", metavar="ENV")
 
     p = add("copy-images", _copy_images, "copy ENV's images into its registry by digest")
     p.add_argument("env", metavar="ENV")

@@ -86,6 +86,18 @@ def test_environments_lists_cloud_ones(
 ) -> None:
     assert main(["environments", "--repo", str(env_repo)]) == 0
     assert outputs()["environments"] == '["dev", "staging", "prod"]'
+    assert main(["environments", "prod", "dev", "--repo", str(env_repo)]) == 0
+    assert outputs()["environments"] == '["dev", "prod"]'
+    assert main(["environments", "local", "--repo", str(env_repo)]) == 1
+
+
+def test_registry_host(env_repo: Path, outputs: Callable[[], dict[str, str]]) -> None:
+    assert main(["registry", "staging", "--repo", str(env_repo)]) == 0
+    assert outputs() == {
+        "registry": "europe-west1-docker.pkg.dev/gtfs-gitops-staging/services",
+        "host": "europe-west1-docker.pkg.dev",
+    }
+    assert main(["registry", "local", "--repo", str(env_repo)]) == 1
 
 
 def test_gate_refuses_with_one_line(
