@@ -110,11 +110,15 @@ class GitHub:
     # --- issues ---------------------------------------------------------------------
 
     def find_issue(self, marker: str, label: str) -> dict[str, Any] | None:
-        """The open issue labelled ``label`` whose body carries ``marker``."""
-        issues = self.paginate(f"/repos/{self.repo}/issues", {"state": "open", "labels": label})
-        for issue in issues:
-            if "pull_request" not in issue and marker in (issue.get("body") or ""):
-                return dict(issue)
+        """The open issue whose body carries ``marker`` (looked for under ``label`` first).
+
+        GitHub drops labels a token may not set; the unlabelled search afterwards keeps
+        such an issue from being opened again on every run.
+        """
+        for query in ({"state": "open", "labels": label}, {"state": "open"}):
+            for issue in self.paginate(f"/repos/{self.repo}/issues", query):
+                if "pull_request" not in issue and marker in (issue.get("body") or ""):
+                    return dict(issue)
         return None
 
     def upsert_issue(self, marker: str, label: str, title: str, body: str) -> tuple[str, int]:

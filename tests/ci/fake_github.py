@@ -55,7 +55,7 @@ class FakeGitHub:
                     i
                     for i in self.issues
                     if i["state"] == query.get("state", "open")
-                    and query.get("labels", "") in i["labels"]
+                    and (not query.get("labels") or query["labels"] in i["labels"])
                 ]
                 return 200, paged(found)
             issue = {

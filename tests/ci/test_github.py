@@ -117,3 +117,20 @@ def test_from_env_needs_repository_and_token(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("GH_TOKEN", "t")
     monkeypatch.setenv("GITHUB_API_URL", "https://ghe.example.org/api/v3")
     assert GitHub.from_env().api_url == "https://ghe.example.org/api/v3"
+
+
+def test_an_issue_whose_label_was_dropped_is_still_found(github: GitHub, fake: FakeGitHub) -> None:
+    fake.issues.append(
+        {"number": 5, "state": "open", "labels": [], "title": "t", "body": "<!-- d -->\nold"}
+    )
+    fake.issues.append(
+        {
+            "number": 6,
+            "state": "open",
+            "labels": ["drift"],
+            "title": "PR",
+            "body": "<!-- d -->",
+            "pull_request": {},
+        }
+    )
+    assert github.upsert_issue("<!-- d -->", "drift", "Drift", "<!-- d -->\nnew") == ("updated", 5)
