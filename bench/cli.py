@@ -3,6 +3,7 @@
     python -m bench run [--allow-dirty] [--cold-samples 5] [--users 4] [--seconds 20] ...
     python -m bench compare RESULT [--baseline bench/results/baseline] [--threshold 0.25]
     python -m bench report RESULT
+    python -m bench hist FOLDER      (percentiles of a stock `locust -f bench/locustfile.py` run)
 
 `run` builds (or reuses) both images at the checkout's commit, then against
 containers on loopback: cold samples (fresh containers each), one warm stack for
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import subprocess
 import sys
 import threading
@@ -300,6 +302,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             stack.remove()
         target_desc = "local containers (host network, 127.0.0.1)"
 
+    # Another process busy on the same cores skews everything: say how busy it was.
+    machine_info["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     parameters = {
         "cold_samples": 0 if cold_samples is None else len(cold_samples),
         "load": measured["plan"].to_json(),
@@ -362,6 +366,35 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_hist(args: argparse.Namespace) -> int:
+    """Percentiles of a stock `locust -f bench/locustfile.py` run (any number of
+    processes or machines: put their hist-*.json files in one folder)."""
+    from bench.recorder import load_dir
+
+    try:
+        merged = load_dir(Path(args.folder))
+    except (OSError, ValueError) as err:
+        print(f"bench hist: {err}", file=sys.stderr)
+        return 2
+    window = merged.window_seconds
+    print(
+        f"{'name':<14} {'calls':>8} {'rps':>8} {'p50':>10} {'p90':>10} {'p95':>10} "
+        f"{'p99':>10} {'max':>10}  errors"
+    )
+    for name, stats in sorted(merged.methods.items()):
+        h = stats.histogram
+        cols = [report.fmt_us(h.value_at(p)) if h.count else "-" for p in (50, 90, 95, 99)]
+        codes = ", ".join(f"{c} x{n}" for c, n in sorted(stats.errors.items())) or "-"
+        rps = f"{stats.calls / window:.1f}" if window else "-"
+        print(
+            f"{name:<14} {stats.calls:>8,} {rps:>8} "
+            + " ".join(f"{c:>10}" for c in cols)
+            + f" {report.fmt_us(h.max) if h.count else '-':>10}  {codes}"
+        )
+    print(f"window {window:.1f}s after warm-up; latency of successful calls, µs resolution")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -421,6 +454,10 @@ def parser() -> argparse.ArgumentParser:
         help=f"allowed growth of a ratio (default {ratios.DEFAULT_THRESHOLD})",
     )
     c.set_defaults(func=cmd_compare)
+
+    h = sub.add_parser("hist", help="percentiles from a stock Locust run's hist-*.json files")
+    h.add_argument("folder", help="the --bench-hist-dir of the run")
+    h.set_defaults(func=cmd_hist)
 
     rep = sub.add_parser("report", help="re-render report.md and charts from report.json + raw/")
     rep.add_argument("result")

@@ -296,10 +296,27 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         # Locust's own counters (RPS, errors) then cover the same window as the
         # histograms; a call straddling the instant is counted by Locust only.
         gevent.spawn_later(warmup, environment.stats.reset_all)
+    if environment.parsed_options is not None:
+        global _PROGRESS
+        if _PROGRESS is not None:
+            _PROGRESS.kill(block=False)
+        _PROGRESS = gevent.spawn(_report_progress, Path(environment.parsed_options.bench_hist_dir))
+
+
+_PROGRESS: gevent.Greenlet | None = None
+
+
+def _report_progress(directory: Path) -> None:
+    # Locust flushes its CSVs every 10 s; the runner's progress line wants 1 s.
+    while True:
+        RECORDER.write_progress(directory)
+        gevent.sleep(1.0)
 
 
 def _on_test_stop(environment: Environment, **_: Any) -> None:
     RECORDER.stop(time.time())
+    if _PROGRESS is not None:
+        _PROGRESS.kill(block=False)
     if RECORDER.empty or environment.parsed_options is None:
         return  # the master of a distributed run makes no calls itself
     path = RECORDER.dump(Path(environment.parsed_options.bench_hist_dir))

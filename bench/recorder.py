@@ -105,6 +105,21 @@ class Recorder:
         else:
             stats.errors[error] += 1
 
+    def totals(self) -> tuple[int, int]:
+        """(calls, failed calls) so far, warm-up included: for progress lines."""
+        calls = sum(s.calls + s.warmup_calls for s in self.methods.values())
+        errors = sum(slot.errors for seconds in self.timeline.values() for slot in seconds.values())
+        return calls, errors
+
+    def write_progress(self, directory: Path) -> None:
+        """A tiny file the runner polls while the test runs (one per process)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        calls, errors = self.totals()
+        path = directory / f"progress-{socket.gethostname()}-{os.getpid()}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"calls": calls, "errors": errors}))
+        tmp.replace(path)
+
     @property
     def empty(self) -> bool:
         return not self.methods

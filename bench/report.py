@@ -185,7 +185,12 @@ def markdown(report: dict[str, Any]) -> str:
         f"- machine: {m['cpu_model']}, {m['usable_cpus']} usable of {m['logical_cpus']} CPUs, "
         f"{m['memory_bytes'] / 2**30:.1f} GiB, {m['os']}, Python {m['python']}, "
         f"Docker {m.get('docker_server') or '-'}, load average at start "
-        f"{' / '.join(str(x) for x in m['load_average_1_5_15'])}",
+        f"{' / '.join(str(x) for x in m['load_average_1_5_15'])}"
+        + (
+            f", at end {' / '.join(str(x) for x in m['load_average_at_end'])}"
+            if m.get("load_average_at_end")
+            else ""
+        ),
         f"- Locust {report['locust_version']}, grpcio {m['packages'].get('grpcio')}, "
         f"continuous-gtfs {m['packages'].get('continuous-gtfs')}",
     ]

@@ -10,7 +10,6 @@ by the locustfile itself (histogram window, and Locust's stats reset then).
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import subprocess
@@ -125,22 +124,18 @@ def command(plan: LoadPlan, pipeline_target: str, console_url: str | None, out: 
     return [*args, *plan.classes]
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    if not path.exists():
-        return []
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
-def _last_total(history: Path) -> int | None:
-    """Requests so far (since the last stats reset) from Locust's stats history."""
-    rows = [r for r in _read_csv(history) if r.get("Name") == "Aggregated"]
-    if not rows:
-        return None
-    try:
-        return int(rows[-1]["Total Request Count"])
-    except (KeyError, ValueError):
-        return None
+def _progress(out: Path) -> tuple[int, int] | None:
+    """(calls, failures) so far over all Locust processes, from their progress files."""
+    calls = errors = 0
+    files = list(out.glob("progress-*.json"))
+    for f in files:
+        try:
+            data = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue  # being replaced right now; next tick
+        calls += int(data["calls"])
+        errors += int(data["errors"])
+    return (calls, errors) if files else None
 
 
 def run(
@@ -152,7 +147,7 @@ def run(
 ) -> LocustResult:
     """Run Locust to completion (bounded by its run time plus OVERRUN_S)."""
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob("hist-*.json"):
+    for stale in [*out.glob("hist-*.json"), *out.glob("progress-*.json")]:
         stale.unlink()
     cmd = command(plan, pipeline_target, console_url, out)
     log_path = out / "locust.log"
@@ -171,8 +166,8 @@ def run(
                     )
                 if progress:
                     phase = "warm-up" if elapsed < plan.warmup_s else "measuring"
-                    seen = _last_total(out / "locust_stats_history.csv")
-                    extra = f"{seen:,} requests in this phase" if seen is not None else ""
+                    seen = _progress(out)
+                    extra = f"{seen[0]:,} calls, {seen[1]:,} failed" if seen else "starting"
                     progress(min(elapsed, total), total, f"{phase}  {extra}".rstrip())
                 time.sleep(1.0)
         except BaseException:

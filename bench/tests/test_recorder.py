@@ -87,3 +87,15 @@ def test_a_file_of_another_schema_is_refused() -> None:
     data["schema"] = 99
     with pytest.raises(ValueError, match="schema"):
         Recorder.from_json(data)
+
+
+def test_progress_counts_every_call_warm_up_and_failures_included(tmp_path: Path) -> None:
+    r = Recorder()
+    r.start(0.0, warmup_s=1.0)
+    r.record("GetDag", "grpc", 0.5, 100)
+    r.record("GetDag", "grpc", 1.5, 100)
+    r.record("GetDag", "grpc", 1.6, 1, "UNAVAILABLE")
+    assert r.totals() == (3, 1)
+    r.write_progress(tmp_path)
+    (progress,) = tmp_path.glob("progress-*.json")
+    assert json.loads(progress.read_text()) == {"calls": 3, "errors": 1}

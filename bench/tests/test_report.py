@@ -6,6 +6,8 @@ import json
 import random
 from pathlib import Path
 
+import pytest
+
 from bench import report
 from bench.cli import BASELINE
 from bench.histogram import Histogram
@@ -186,3 +188,16 @@ def test_the_committed_baseline_is_a_complete_report() -> None:
     assert baseline["large_feed"]["rows"] >= 1_000_000
     for name in ("report.md", report.CDF_PNG, report.TIMELINE_PNG):
         assert (BASELINE / name).exists()
+
+
+def test_hist_command_prints_percentiles_of_a_stock_locust_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench import cli
+
+    _warm_recorder(tmp_path)
+    assert cli.main(["hist", str(tmp_path / "raw" / "warm")]) == 0
+    out = capsys.readouterr().out
+    assert "GetDag" in out
+    assert "UNAVAILABLE x1" in out
+    assert cli.main(["hist", str(tmp_path / "empty")]) == 2
