@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 
-from . import logs
+from telemetry import configure_logging, setup_telemetry
+
 from .loader import PipelineLoadError
 from .server import serve
 from .settings import SettingsError, load_settings
@@ -14,16 +15,24 @@ log = logging.getLogger("pipeline_server")
 
 
 def main() -> int:
-    logs.configure("pipeline")
+    configure_logging("pipeline")
     try:
         settings = load_settings()
-        serve(settings)
+    except SettingsError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    # Never raises: a telemetry problem is a warning, not a failed start.
+    telemetry = setup_telemetry("pipeline", settings.image_commit)
+    try:
+        serve(settings, telemetry)
     except (SettingsError, PipelineLoadError) as exc:
         log.error("cannot start: %s", exc)
         return 1
     except OSError as exc:
         log.error("cannot start: %s", exc)
         return 1
+    finally:
+        telemetry.shutdown()
     return 0
 
 

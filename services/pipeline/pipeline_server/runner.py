@@ -3,7 +3,9 @@ result in pipeline.v1 terms.
 
 The framework does the work (parse → DAG execution → validate → package);
 this module only adds what the service reports: rows before/after for each
-file a step touches (through the executor's hooks), findings and log lines.
+file a step touches (through the executor's hooks), findings and log lines,
+and what it observes: a span for the run and one per step (also through the
+hooks), and each step's duration as a metric.
 """
 
 from __future__ import annotations
@@ -19,8 +21,13 @@ from continuous_gtfs.executor import PipelineExecutor
 from continuous_gtfs.parsers import parse
 from continuous_gtfs.pipelines import run_schedule_pipeline
 from continuous_gtfs.step import Step
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
 
 from pipeline.v1 import pipeline_pb2 as pb
+from telemetry import Telemetry
+from telemetry.instruments import DURATION_BUCKETS_MS, RUN_DURATION, STEP_DURATION
 
 from .loader import LoadedPipeline
 
@@ -67,6 +74,68 @@ class _RowCounter:
         ]
 
 
+class RunTelemetry:
+    """The tracer and instruments of pipeline runs, made once per server."""
+
+    def __init__(self, telemetry: Telemetry, pipeline: str) -> None:
+        self.pipeline = pipeline
+        self.tracer = telemetry.tracer(__name__)
+        meter = telemetry.meter(__name__)
+        self.step_duration = meter.create_histogram(
+            STEP_DURATION,
+            unit="ms",
+            description="Duration of one step of a pipeline run",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS_MS,
+        )
+        self.run_duration = meter.create_histogram(
+            RUN_DURATION,
+            unit="ms",
+            description="Duration of a pipeline run (parse, steps, validate, package)",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS_MS,
+        )
+
+
+@dataclass
+class _StepSpans:
+    """Executor hooks: a span per step, current while the step runs (so the
+    step's own log lines carry its span id), and the step's duration."""
+
+    run: RunTelemetry
+    parent: otel_context.Context
+    _open: dict[str, tuple[trace.Span, object]] = field(default_factory=dict)
+
+    def _attributes(self, step: Step) -> dict[str, str]:
+        return {"pipeline.name": self.run.pipeline, "pipeline.step": step.name}
+
+    def before_step(self, _ctx: Any, step: Step) -> None:
+        span = self.run.tracer.start_span(
+            f"step {step.name}", context=self.parent, attributes=self._attributes(step)
+        )
+        # The executor calls before_step and after_step on this thread, in pairs.
+        token = otel_context.attach(trace.set_span_in_context(span))
+        self._open[step.name] = (span, token)
+
+    def after_step(self, _ctx: Any, step: Step, result: Any) -> None:
+        opened = self._open.pop(step.name, None)
+        if opened is None:  # skipped steps get after_step only
+            span = self.run.tracer.start_span(
+                f"step {step.name}", context=self.parent, attributes=self._attributes(step)
+            )
+        else:
+            span, token = opened
+            otel_context.detach(token)  # type: ignore[arg-type]
+        status = str(getattr(result, "status", "unknown"))
+        span.set_attribute("pipeline.step.status", status)
+        if status == "error":
+            span.set_status(Status(StatusCode.ERROR, str(getattr(result, "error_type", ""))))
+        span.end()
+        if status != "skipped":
+            self.run.step_duration.record(
+                float(getattr(result, "duration_ms", 0) or 0),
+                {**self._attributes(step), "pipeline.step.status": status},
+            )
+
+
 def _finding(raw: dict[str, Any]) -> pb.Finding:
     return pb.Finding(
         code=str(raw.get("code", "")),
@@ -77,14 +146,43 @@ def _finding(raw: dict[str, Any]) -> pb.Finding:
     )
 
 
-def execute(loaded: LoadedPipeline, feed_path: Path, disabled_steps: list[str]) -> RunOutcome:
+def execute(
+    loaded: LoadedPipeline,
+    feed_path: Path,
+    disabled_steps: list[str],
+    observe: RunTelemetry | None = None,
+) -> RunOutcome:
     """Run the pipeline on the (already inspected) zip at `feed_path`."""
+    observe = observe or RunTelemetry(Telemetry.noop(), loaded.name)
+    start = time.perf_counter()
+    with observe.tracer.start_as_current_span(
+        f"run {loaded.name}", attributes={"pipeline.name": loaded.name}
+    ) as span:
+        outcome = _execute(loaded, feed_path, disabled_steps, observe)
+        status = pb.RunStatus.Name(outcome.status)
+        span.set_attribute("pipeline.run.status", status)
+        if outcome.status != pb.RUN_STATUS_COMPLETED:
+            # A failed run is the feed's or a step's doing, not an RPC error,
+            # but it is what someone reading the trace looks for.
+            span.set_status(Status(StatusCode.ERROR, outcome.error[:200]))
+    observe.run_duration.record(
+        now_ms(start), {"pipeline.name": loaded.name, "pipeline.run.status": status}
+    )
+    return outcome
+
+
+def _execute(
+    loaded: LoadedPipeline, feed_path: Path, disabled_steps: list[str], observe: RunTelemetry
+) -> RunOutcome:
     counter = _RowCounter()
+    spans = _StepSpans(observe, otel_context.get_current())
     # fail_fast: a step that errors leaves the data in a state later steps
     # were not written for; they are reported as skipped instead.
     executor = PipelineExecutor(fail_fast=True)
     executor.add_hook("before_step", counter.before_step)
     executor.add_hook("after_step", counter.after_step)
+    executor.add_hook("before_step", spans.before_step)
+    executor.add_hook("after_step", spans.after_step)
 
     inputs = {loaded.input_name: parse("gtfs_schedule_zip", feed_path.read_bytes())}
     result = run_schedule_pipeline(

@@ -15,8 +15,12 @@ from grpc_reflection.v1alpha import reflection
 
 from pipeline.v1 import pipeline_pb2 as pb
 from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
+from telemetry import Telemetry
+from telemetry.grpc_server import ServerTelemetryInterceptor
 
+from .auth import IdTokenInterceptor, IdTokenVerifier
 from .loader import LoadedPipeline, load_pipeline
+from .runner import RunTelemetry
 from .runs import RunStore
 from .servicer import PipelineServicer
 from .settings import Settings
@@ -42,11 +46,32 @@ class RunningServer:
         self.server.stop(grace).wait()
 
 
-def start(settings: Settings, *, host: str = "[::]") -> RunningServer:
+def interceptors(settings: Settings, telemetry: Telemetry) -> list[grpc.ServerInterceptor]:
+    """Telemetry first (outermost), so refused calls are traced, counted and
+    logged with their request id too."""
+    chain: list[grpc.ServerInterceptor] = [ServerTelemetryInterceptor(telemetry)]
+    if settings.require_id_token:
+        verifier = IdTokenVerifier(
+            settings.token_audiences, settings.allowed_invokers, settings.id_token_certs_url
+        )
+        chain.append(IdTokenInterceptor(verifier))
+        log.info(
+            "ID tokens required: audience %s, invokers %s, certificates from %s",
+            ", ".join(settings.token_audiences),
+            ", ".join(sorted(settings.allowed_invokers)),
+            settings.id_token_certs_url,
+        )
+    return chain
+
+
+def start(
+    settings: Settings, *, host: str = "[::]", telemetry: Telemetry | None = None
+) -> RunningServer:
     """Load the pipeline (failing loudly), then bind and start serving.
 
     Health turns SERVING only after the DAG is resolved and the port bound.
     """
+    telemetry = telemetry or Telemetry.noop()
     pipeline = load_pipeline(settings.pipelines_dir, settings.pipeline_name)
     log.info(
         "loaded pipeline %s: %d steps, order %s",
@@ -62,6 +87,7 @@ def start(settings: Settings, *, host: str = "[::]") -> RunningServer:
     )
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="rpc"),
+        interceptors=interceptors(settings, telemetry),
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -73,7 +99,8 @@ def start(settings: Settings, *, host: str = "[::]") -> RunningServer:
         ],
     )
     pb_grpc.add_PipelineServiceServicer_to_server(
-        PipelineServicer(pipeline, settings, store), server
+        PipelineServicer(pipeline, settings, store, RunTelemetry(telemetry, pipeline.name)),
+        server,
     )
     health_servicer = health.HealthServicer(
         experimental_non_blocking=True,
@@ -94,9 +121,9 @@ def start(settings: Settings, *, host: str = "[::]") -> RunningServer:
     return RunningServer(server, health_servicer, port, pipeline)
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, telemetry: Telemetry | None = None) -> None:
     """Serve until SIGTERM/SIGINT, then shut down gracefully."""
-    running = start(settings)
+    running = start(settings, telemetry=telemetry)
     stopping = threading.Event()
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -23,7 +23,7 @@ from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
 
 from .feed import FeedError, FeedLimits, inspect_feed
 from .loader import LoadedPipeline
-from .runner import execute
+from .runner import RunTelemetry, execute
 from .runs import BadPageToken, RunNotFound, RunStore, TooManyRuns
 from .settings import Settings
 
@@ -47,8 +47,15 @@ def _now() -> Timestamp:
 
 
 class PipelineServicer(pb_grpc.PipelineServiceServicer):
-    def __init__(self, pipeline: LoadedPipeline, settings: Settings, store: RunStore) -> None:
+    def __init__(
+        self,
+        pipeline: LoadedPipeline,
+        settings: Settings,
+        store: RunStore,
+        observe: RunTelemetry | None = None,
+    ) -> None:
         self._pipeline = pipeline
+        self._observe = observe
         self._settings = settings
         self._store = store
         self._limits = FeedLimits(
@@ -246,7 +253,7 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
     def _execute(self, run: pb.Run, upload: Path, disabled: list[str]) -> pb.Run:
         start = time.perf_counter()
         try:
-            outcome = execute(self._pipeline, upload, disabled)
+            outcome = execute(self._pipeline, upload, disabled, self._observe)
         except Exception as exc:  # a broken step module must not take the server down
             log.exception("run %s crashed", run.run_id)
             run.status = pb.RUN_STATUS_FAILED

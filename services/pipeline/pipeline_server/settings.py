@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MIB = 1024 * 1024
+# Google's signing certificates for ID tokens, x509 PEM by key id.
+GOOGLE_ID_TOKEN_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"  # noqa: S105 (public URL)
 
 
 class SettingsError(ValueError):
@@ -49,6 +51,17 @@ class Settings:
     shutdown_grace_seconds: float = 8.0
     # Worker threads of the gRPC server.
     max_workers: int = 16
+    # Defence in depth behind Cloud Run IAM (ADR 0018): every RPC but health and
+    # reflection must carry a Google ID token (PIPELINE_REQUIRE_ID_TOKEN) ...
+    require_id_token: bool = False
+    # ... for one of these audiences, the pipeline's URL (PIPELINE_TOKEN_AUDIENCE,
+    # comma-separated: a service answers on more than one URL) ...
+    token_audiences: tuple[str, ...] = ()
+    # ... from one of these identities (PIPELINE_ALLOWED_INVOKERS, emails).
+    allowed_invokers: frozenset[str] = frozenset()
+    # Where the signers' certificates are (PIPELINE_ID_TOKEN_CERTS_URL; tests
+    # point it at a local endpoint).
+    id_token_certs_url: str = GOOGLE_ID_TOKEN_CERTS_URL
 
     @property
     def pipeline_dir(self) -> Path:
@@ -78,6 +91,49 @@ def _positive_int(name: str, raw: str) -> int:
     if value <= 0:
         raise SettingsError(f"{name}={raw!r} must be greater than 0")
     return value
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"true", "1", "yes"}:
+        return True
+    if value in {"false", "0", "no", ""}:
+        return False
+    raise SettingsError(f"{name}={raw!r} must be true or false")
+
+
+def _csv(raw: str) -> list[str]:
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def _auth_values(env: Mapping[str, str]) -> dict[str, object]:
+    values: dict[str, object] = {
+        "require_id_token": _bool(
+            "PIPELINE_REQUIRE_ID_TOKEN", env.get("PIPELINE_REQUIRE_ID_TOKEN", "false")
+        ),
+        "token_audiences": tuple(_csv(env.get("PIPELINE_TOKEN_AUDIENCE", ""))),
+        "allowed_invokers": frozenset(
+            e.lower() for e in _csv(env.get("PIPELINE_ALLOWED_INVOKERS", ""))
+        ),
+    }
+    certs_url = env.get("PIPELINE_ID_TOKEN_CERTS_URL", "").strip()
+    if certs_url:
+        if not certs_url.startswith(("https://", "http://")):
+            raise SettingsError(f"PIPELINE_ID_TOKEN_CERTS_URL={certs_url!r} is not a URL")
+        values["id_token_certs_url"] = certs_url
+    if values["require_id_token"]:
+        # Refuse to start rather than refuse every call, or accept any.
+        if not values["token_audiences"]:
+            raise SettingsError(
+                "PIPELINE_REQUIRE_ID_TOKEN=true needs PIPELINE_TOKEN_AUDIENCE "
+                "(the pipeline's URL, e.g. https://pipeline-123456789.europe-west1.run.app)"
+            )
+        if not values["allowed_invokers"]:
+            raise SettingsError(
+                "PIPELINE_REQUIRE_ID_TOKEN=true needs PIPELINE_ALLOWED_INVOKERS "
+                "(comma-separated service account emails)"
+            )
+    return values
 
 
 def _default_pipelines_dir() -> Path:
@@ -112,6 +168,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             raise SettingsError(
                 f"PIPELINE_SHUTDOWN_GRACE_SECONDS={raw!r} is not a number"
             ) from None
+    values.update(_auth_values(env))
     name = str(values["pipeline_name"])
     if not name or "/" in name or name.startswith("."):
         raise SettingsError(f"PIPELINE_NAME={name!r} must be the name of one folder")

@@ -1,0 +1,168 @@
+"""grpc.aio client interceptors: one CLIENT span, metrics, ``traceparent`` and
+``x-request-id`` per call.
+
+The span is a child of whatever span is current where the call is made (the
+console's HTTP server span), and its context is what the pipeline receives in
+``traceparent``: console HTTP span → console client span → pipeline server span.
+
+The call object the caller gets is grpc's own (not a wrapper), so ``cancel()``,
+streaming and error semantics are unchanged; the span ends from the call's
+done-callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import grpc
+from grpc.aio import ClientCallDetails, Metadata
+from opentelemetry import propagate, trace
+from opentelemetry.propagators.textmap import Setter
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from telemetry.context import REQUEST_ID_HEADER, current_request_id
+from telemetry.grpc_server import split_method
+from telemetry.instruments import RPC_CLIENT, RequestInstruments
+from telemetry.setup import Telemetry
+
+log = logging.getLogger(__name__)
+
+# From the caller's side, these mean the call did not do its job.
+_CLIENT_FAULTS = frozenset(set(grpc.StatusCode) - {grpc.StatusCode.OK})
+
+
+class _MetadataSetter(Setter[list[tuple[str, str]]]):
+    def set(self, carrier: list[tuple[str, str]], key: str, value: str) -> None:
+        carrier.append((key.lower(), value))
+
+
+_SETTER = _MetadataSetter()
+
+
+# grpc publishes no types, so the bases are Any to mypy.
+class ClientTelemetryInterceptor(
+    grpc.aio.UnaryUnaryClientInterceptor,  # type: ignore[misc]
+    grpc.aio.UnaryStreamClientInterceptor,  # type: ignore[misc]
+    grpc.aio.StreamUnaryClientInterceptor,  # type: ignore[misc]
+    grpc.aio.StreamStreamClientInterceptor,  # type: ignore[misc]
+):
+    def __init__(self, telemetry: Telemetry) -> None:
+        self._tracer = telemetry.tracer("telemetry.grpc_aio_client")
+        self._metrics = RequestInstruments.create(
+            telemetry.meter("telemetry.grpc_aio_client"), RPC_CLIENT, "RPCs made"
+        )
+        # Done-callback tasks, referenced until they finish (asyncio keeps
+        # only weak references to tasks).
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def _details(self, details: ClientCallDetails, span: trace.Span) -> ClientCallDetails:
+        extra: list[tuple[str, str]] = []
+        propagate.inject(extra, context=trace.set_span_in_context(span), setter=_SETTER)
+        if (request_id := current_request_id()) is not None:
+            extra.append((REQUEST_ID_HEADER, request_id))
+        existing: Sequence[tuple[str, str | bytes]] = tuple(details.metadata or ())
+        return ClientCallDetails(
+            details.method,
+            details.timeout,
+            Metadata(*existing, *extra),
+            details.credentials,
+            details.wait_for_ready,
+        )
+
+    async def _intercept(
+        self, continuation: Callable[..., Any], details: ClientCallDetails, request: Any
+    ) -> Any:
+        # grpc passes the method as bytes (grpc/grpc#31092).
+        raw = details.method
+        service, method = split_method(raw.decode() if isinstance(raw, bytes) else raw)
+        span = self._tracer.start_span(
+            f"{service}/{method}",
+            kind=SpanKind.CLIENT,
+            attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": method},
+        )
+        start = time.perf_counter()
+        try:
+            call = await continuation(self._details(details, span), request)
+        except BaseException as exc:
+            self._finish(span, service, method, start, grpc.StatusCode.UNKNOWN, str(exc))
+            raise
+
+        def done(finished: Any) -> None:
+            task = asyncio.get_running_loop().create_task(
+                self._finish_call(finished, span, service, method, start)
+            )
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+        try:
+            call.add_done_callback(done)
+        except NotImplementedError:
+            # Another interceptor's wrapper: wait for the outcome here instead.
+            await self._finish_call(call, span, service, method, start)
+        return call
+
+    async def _finish_call(
+        self, call: Any, span: trace.Span, service: str, method: str, start: float
+    ) -> None:
+        try:
+            code = await call.code()
+            details = await call.details()
+        except Exception as exc:  # a call torn down with its channel
+            code, details = grpc.StatusCode.UNKNOWN, str(exc)
+        self._finish(span, service, method, start, code, details)
+
+    def _finish(
+        self,
+        span: trace.Span,
+        service: str,
+        method: str,
+        start: float,
+        code: grpc.StatusCode,
+        details: str | None,
+    ) -> None:
+        elapsed_ms = (time.perf_counter() - start) * 1000
+        failed = code in _CLIENT_FAULTS
+        self._metrics.record(
+            elapsed_ms,
+            {
+                "rpc.system": "grpc",
+                "rpc.service": service,
+                "rpc.method": method,
+                "rpc.grpc.status_code": code.name,
+            },
+            failed=failed,
+        )
+        span.set_attribute("rpc.grpc.status_code", code.value[0])
+        if failed:
+            span.set_status(Status(StatusCode.ERROR, f"{code.name}: {details or ''}"))
+        span.end()
+
+    async def intercept_unary_unary(
+        self, continuation: Callable[..., Any], client_call_details: ClientCallDetails, request: Any
+    ) -> Any:
+        return await self._intercept(continuation, client_call_details, request)
+
+    async def intercept_unary_stream(
+        self, continuation: Callable[..., Any], client_call_details: ClientCallDetails, request: Any
+    ) -> Any:
+        return await self._intercept(continuation, client_call_details, request)
+
+    async def intercept_stream_unary(
+        self,
+        continuation: Callable[..., Any],
+        client_call_details: ClientCallDetails,
+        request_iterator: Any,
+    ) -> Any:
+        return await self._intercept(continuation, client_call_details, request_iterator)
+
+    async def intercept_stream_stream(
+        self,
+        continuation: Callable[..., Any],
+        client_call_details: ClientCallDetails,
+        request_iterator: Any,
+    ) -> Any:
+        return await self._intercept(continuation, client_call_details, request_iterator)

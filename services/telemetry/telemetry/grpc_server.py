@@ -1,0 +1,236 @@
+"""A gRPC (sync) server interceptor: one span, request id and metrics per RPC.
+
+The span continues the caller's trace from the W3C ``traceparent`` in the call
+metadata; ``x-request-id`` (or a fresh id) is put in the log context for the
+duration of the handler; requests, errors and duration are recorded per
+service and method.
+
+Everything happens inside the wrapped handler, not in ``intercept_service``:
+grpc runs ``intercept_service`` on its polling thread, while the handler runs
+on the worker thread whose contextvars the logs read.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import grpc
+from opentelemetry import propagate, trace
+from opentelemetry.propagators.textmap import Getter
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from telemetry.context import REQUEST_ID_HEADER, request_id_scope, sanitise_request_id
+from telemetry.instruments import RPC_SERVER, RequestInstruments
+from telemetry.setup import Telemetry
+
+log = logging.getLogger(__name__)
+
+Behavior = Callable[[Any, grpc.ServicerContext], Any]
+# Services that get no span or log line: probes and tooling, called often.
+QUIET_SERVICES = frozenset(
+    {
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+        "grpc.reflection.v1.ServerReflection",
+    }
+)
+# Server-side span errors per the RPC semantic conventions: the caller's
+# mistakes (INVALID_ARGUMENT, NOT_FOUND, UNAUTHENTICATED ...) are not ours.
+_SERVER_FAULTS = frozenset(
+    {
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
+
+
+class _MetadataGetter(Getter[dict[str, str]]):
+    def get(self, carrier: dict[str, str], key: str) -> list[str] | None:
+        value = carrier.get(key.lower())
+        return None if value is None else [value]
+
+    def keys(self, carrier: dict[str, str]) -> list[str]:
+        return list(carrier)
+
+
+_GETTER = _MetadataGetter()
+
+
+def metadata_dict(context: grpc.ServicerContext) -> dict[str, str]:
+    """The call's text metadata (binary ``-bin`` entries left out)."""
+    return {
+        key.lower(): value
+        for key, value in (context.invocation_metadata() or ())
+        if isinstance(value, str)
+    }
+
+
+def split_method(full_method: str) -> tuple[str, str]:
+    """ "/pipeline.v1.PipelineService/GetStatus" → ("pipeline.v1.PipelineService", "GetStatus")."""
+    service, _, method = full_method.lstrip("/").partition("/")
+    return service, method
+
+
+def wrap_handler(
+    handler: grpc.RpcMethodHandler, wrap: Callable[[Behavior, bool], Behavior]
+) -> grpc.RpcMethodHandler:
+    """The same handler with its behavior replaced by ``wrap(behavior, response_streaming)``."""
+    if handler.request_streaming and handler.response_streaming:
+        factory, behavior = grpc.stream_stream_rpc_method_handler, handler.stream_stream
+    elif handler.request_streaming:
+        factory, behavior = grpc.stream_unary_rpc_method_handler, handler.stream_unary
+    elif handler.response_streaming:
+        factory, behavior = grpc.unary_stream_rpc_method_handler, handler.unary_stream
+    else:
+        factory, behavior = grpc.unary_unary_rpc_method_handler, handler.unary_unary
+    return factory(
+        wrap(behavior, bool(handler.response_streaming)),
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+class ServerTelemetryInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+    def __init__(self, telemetry: Telemetry, *, log_calls: bool = True) -> None:
+        self._tracer = telemetry.tracer("telemetry.grpc_server")
+        self._metrics = RequestInstruments.create(
+            telemetry.meter("telemetry.grpc_server"), RPC_SERVER, "RPCs"
+        )
+        self._log_calls = log_calls
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        service, method = split_method(handler_call_details.method)
+        quiet = service in QUIET_SERVICES
+
+        def wrap(behavior: Behavior, response_streaming: bool) -> Behavior:
+            if response_streaming:
+
+                def observed_stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                    with ExitStack() as stack:
+                        call = stack.enter_context(_Call(self, service, method, quiet, context))
+                        try:
+                            yield from behavior(request, context)
+                        except GeneratorExit:  # the client went away mid-stream
+                            call.cancelled = True
+                            raise
+
+                return observed_stream
+
+            def observed(request: Any, context: grpc.ServicerContext) -> Any:
+                with _Call(self, service, method, quiet, context):
+                    return behavior(request, context)
+
+            return observed
+
+        return wrap_handler(handler, wrap)
+
+
+class _Call:
+    """The span, request-id scope and measurement around one handler run."""
+
+    def __init__(
+        self,
+        owner: ServerTelemetryInterceptor,
+        service: str,
+        method: str,
+        quiet: bool,
+        context: grpc.ServicerContext,
+    ) -> None:
+        self._owner = owner
+        self._service = service
+        self._method = method
+        self._quiet = quiet
+        self._context = context
+        self._stack = ExitStack()
+        self._start = 0.0
+        self._span: trace.Span = trace.INVALID_SPAN
+        self.cancelled = False
+
+    def __enter__(self) -> _Call:
+        self._start = time.perf_counter()
+        metadata = metadata_dict(self._context)
+        request_id = sanitise_request_id(metadata.get(REQUEST_ID_HEADER))
+        self._stack.enter_context(request_id_scope(request_id))
+        if not self._quiet:
+            parent = propagate.extract(metadata, getter=_GETTER)
+            self._span = self._stack.enter_context(
+                self._owner._tracer.start_as_current_span(
+                    f"{self._service}/{self._method}",
+                    context=parent,
+                    kind=SpanKind.SERVER,
+                    attributes={
+                        "rpc.system": "grpc",
+                        "rpc.service": self._service,
+                        "rpc.method": self._method,
+                        "request.id": request_id,
+                    },
+                    record_exception=False,
+                    set_status_on_exception=False,
+                )
+            )
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, _tb: Any
+    ) -> None:
+        try:
+            code = self._code(exc)
+            elapsed_ms = (time.perf_counter() - self._start) * 1000
+            attributes = {
+                "rpc.system": "grpc",
+                "rpc.service": self._service,
+                "rpc.method": self._method,
+                "rpc.grpc.status_code": code.name,
+            }
+            self._owner._metrics.record(elapsed_ms, attributes, failed=code != grpc.StatusCode.OK)
+            if self._quiet:
+                return
+            self._span.set_attribute("rpc.grpc.status_code", code.value[0])
+            if code in _SERVER_FAULTS:
+                self._span.set_status(Status(StatusCode.ERROR, code.name))
+                if exc is not None and not _is_abort(self._context):
+                    self._span.record_exception(exc)
+            if self._owner._log_calls:
+                log.info(
+                    "%s %s in %.1f ms",
+                    self._method,
+                    code.name,
+                    elapsed_ms,
+                    extra={"rpc": {"service": self._service, "method": self._method,
+                                   "code": code.name, "duration_ms": round(elapsed_ms, 3)}},
+                )  # fmt: skip
+        finally:
+            self._stack.close()
+
+    def _code(self, exc: BaseException | None) -> grpc.StatusCode:
+        if self.cancelled:
+            return grpc.StatusCode.CANCELLED
+        code = _context_code(self._context)
+        if code is not None:
+            return code
+        return grpc.StatusCode.OK if exc is None else grpc.StatusCode.UNKNOWN
+
+
+def _context_code(context: grpc.ServicerContext) -> grpc.StatusCode | None:
+    # ServicerContext.code() holds what abort() / set_code() set.
+    code = context.code()
+    return code if isinstance(code, grpc.StatusCode) else None
+
+
+def _is_abort(context: grpc.ServicerContext) -> bool:
+    return _context_code(context) is not None
