@@ -11,6 +11,8 @@ PROTO_GEN := services/proto/gen
 PROTOS    := $(shell find $(PROTO_SRC)/pipeline -name '*.proto')
 # pytest-xdist workers: the machines here have 2 cores; override with `make test WORKERS=4`.
 WORKERS   ?= auto
+# Extra pytest arguments, e.g. make test PYTEST_ARGS="--junitxml=reports/junit.xml".
+PYTEST_ARGS ?=
 
 export TESTCONTAINERS_RYUK_DISABLED := true
 
@@ -56,7 +58,7 @@ run-local: install ## Both services from the checkout, no containers (fast inner
 
 .PHONY: test
 test: install ## Run every test
-	tools/run-tests $(WORKERS)
+	tools/run-tests $(WORKERS) $(PYTEST_ARGS)
 
 .PHONY: down
 down: ## Remove leftovers of `make up` and of test runs
