@@ -34,6 +34,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     for item in items:
         if "docker" in item.keywords and not docker_answers():
-            item.add_marker(pytest.mark.skip(reason="no Docker engine answers (tools/ensure-docker)"))
+            item.add_marker(
+                pytest.mark.skip(reason="no Docker engine answers (tools/ensure-docker)")
+            )
         if "browser" in item.keywords and not chromium_path().exists():
-            item.add_marker(pytest.mark.skip(reason=f"{chromium_path()} missing (tools/ensure-chromium)"))
+            item.add_marker(
+                pytest.mark.skip(reason=f"{chromium_path()} missing (tools/ensure-chromium)")
+            )

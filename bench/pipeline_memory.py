@@ -17,6 +17,7 @@ Exits 1 when the run does not complete or the multiple exceeds --max-multiple.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import socket
@@ -28,6 +29,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import ModuleType
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -62,11 +64,16 @@ class MemoryReport:
         return self.run_status == "RUN_STATUS_COMPLETED" and self.multiple <= self.max_multiple
 
 
-def _load_generator():  # type: ignore[no-untyped-def]
-    sys.path.insert(0, str(REPO / "tools"))
-    import generate_feed  # type: ignore[import-not-found]
-
-    return generate_feed
+def _load_generator() -> ModuleType:
+    # tools/ is a folder of scripts, not a package: load the generator by path.
+    spec = importlib.util.spec_from_file_location(
+        "generate_feed", REPO / "tools" / "generate_feed.py"
+    )
+    if spec is None or spec.loader is None:
+        raise RuntimeError("tools/generate_feed.py not found")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _free_port() -> int:
