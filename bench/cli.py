@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bench import cold, floor, machine, ratios, report, warm
+from bench.histogram import Histogram
 from bench.targets import TargetError, parse_grpc_target, require_loopback
 
 REPO = Path(__file__).resolve().parents[1]
@@ -170,27 +171,37 @@ def _calibration_plan(args: argparse.Namespace) -> warm.LoadPlan:
     )
 
 
-def _measure(
-    args: argparse.Namespace, out: Path, pipeline_target: str, console_url: str | None
-) -> dict[str, Any]:
-    """Floor, calibration, warm load and large feed against running services."""
-    target = parse_grpc_target(pipeline_target)
-    bounds = floor.Bounds(
-        max_calls=args.floor_calls,
-        max_seconds=args.floor_seconds,
-        wait_min=args.wait_min,
-        wait_max=args.wait_max,
-    )
-    say(
-        f"floor: health Check, GetDag (tight and paced) and GET /api/dag loops "
-        f"(≤{bounds.max_calls} calls, ≤{bounds.max_seconds:g}s each)"
-    )
-    floor_hists = floor.run(target, console_url, bounds)
-    for name, h in floor_hists.items():
+def _say_floor(hists: dict[str, Histogram]) -> None:
+    for name, h in hists.items():
         say(
             f"  {name:<13} n={h.count:>6,}  p50 {report.fmt_us(h.value_at(50))}  "
             f"p99 {report.fmt_us(h.value_at(99))}"
         )
+
+
+def _measure(
+    args: argparse.Namespace, out: Path, pipeline_target: str, console_url: str | None
+) -> dict[str, Any]:
+    """Floor, calibration, warm load and large feed against running services.
+
+    The floor loops bracket the Locust phases: half of each loop's budget runs
+    before them, half after, and the halves are merged. On a shared machine the
+    background load drifts over minutes; bracketing exposes numerator (Locust)
+    and denominator (floor) to the same drift, which keeps the ratios steady.
+    """
+    target = parse_grpc_target(pipeline_target)
+    half = floor.Bounds(
+        max_calls=max(1, args.floor_calls // 2),
+        max_seconds=args.floor_seconds / 2,
+        wait_min=args.wait_min,
+        wait_max=args.wait_max,
+    )
+    say(
+        f"floor (first half): health Check, GetDag (tight and paced) and GET /api/dag loops "
+        f"(≤{half.max_calls} calls, ≤{half.max_seconds:g}s each)"
+    )
+    floor_hists = floor.run(target, console_url, half)
+    _say_floor(floor_hists)
 
     calibration = None
     if args.calibration_seconds > 0:
@@ -214,6 +225,11 @@ def _measure(
         load_progress(f"warm load ({plan.users} users)"),
     )
     warm_json = warm_section(result)
+
+    say("floor (second half), merged with the first")
+    for name, h in floor.run(target, console_url, half).items():
+        floor_hists[name].merge(h)
+    _say_floor(floor_hists)
 
     large = None
     if args.large_rows > 0 and console_url:

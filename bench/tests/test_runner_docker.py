@@ -42,7 +42,14 @@ def test_runner_writes_a_complete_report(built_images: images.Build, tmp_path: P
     )
     assert done.returncode == 0, done.stderr[-5000:]
     # Progress was shown for each phase.
-    for phase in ("cold 2/2", "floor:", "calibration", "warm load", "large feed"):
+    for phase in (
+        "cold 2/2",
+        "floor (first",
+        "calibration",
+        "warm load",
+        "second half",
+        "large feed",
+    ):
         assert phase in done.stderr, phase
 
     data = report.load(out)
