@@ -8,8 +8,9 @@ import sys
 import uvicorn
 from pydantic import ValidationError
 
+from telemetry import configure_logging, setup_telemetry
+
 from .app import create_app
-from .logs import configure_logging
 from .settings import load_settings
 
 log = logging.getLogger("console_server")
@@ -21,7 +22,7 @@ GRACEFUL_SHUTDOWN_SECONDS = 8
 
 
 def main() -> None:
-    configure_logging()
+    configure_logging("console")
     try:
         settings = load_settings()
     except ValidationError as exc:
@@ -30,7 +31,9 @@ def main() -> None:
         )
         log.critical("invalid settings: %s", problems)
         sys.exit(2)
-    app = create_app(settings)
+    # Never raises: a telemetry problem is a warning, not a failed start.
+    telemetry = setup_telemetry("console", settings.image_commit)
+    app = create_app(settings, telemetry)
     config = uvicorn.Config(
         app,
         host="0.0.0.0",
@@ -42,7 +45,10 @@ def main() -> None:
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         server_header=False,
     )
-    uvicorn.Server(config).run()
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        telemetry.shutdown()
 
 
 if __name__ == "__main__":

@@ -12,9 +12,12 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 
+from telemetry import Telemetry
+
 from .errors import install_error_handlers
 from .grpc_client import PipelineClient
 from .limits import UploadLimitMiddleware
+from .observability import instrument
 from .routes import api_router
 from .settings import Settings, load_settings
 
@@ -44,12 +47,13 @@ def _openapi_without_422(app: FastAPI) -> dict[str, Any]:
     return app.openapi_schema
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, telemetry: Telemetry | None = None) -> FastAPI:
     settings = settings if settings is not None else load_settings()
+    telemetry = telemetry or Telemetry.noop()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = PipelineClient(settings)
+        client = PipelineClient(settings, telemetry=telemetry)
         app.state.pipeline = client
         log.info(
             "pipeline at %s (tls=%s, id token=%s)",
@@ -80,6 +84,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         path="/api/runs",
         max_upload_bytes=settings.console_max_upload_bytes,
     )
+    # Added last, so it runs outermost of our middlewares: the 413 of the
+    # upload limit is logged and counted like any other answer.
+    instrument(app, telemetry)
     app.include_router(api_router)
     app.mount(
         "/static",

@@ -8,7 +8,14 @@ to Cloud Run costs a round trip or two per handshake).
 Every call gets a deadline; UNAVAILABLE is retried by gRPC itself through the
 service config (a pipeline instance starting or draining on Cloud Run answers
 UNAVAILABLE for a moment). With ``PIPELINE_AUDIENCE`` set every call carries a
-Google ID token for that audience.
+Google ID token for that audience, in two headers (ADR 0018):
+``x-serverless-authorization``, which Cloud Run IAM checks (and strips the
+signature from), and ``authorization``, which Cloud Run passes through for the
+pipeline to verify itself.
+
+Every call also carries ``traceparent`` (the console's client span, a child of
+the HTTP request's span) and ``x-request-id``, added by the telemetry
+interceptor on the channel.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from pipeline.v1 import pipeline_pb2 as pb
 from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
+from telemetry import Telemetry
+from telemetry.grpc_aio_client import ClientTelemetryInterceptor
 
 from .errors import ConsoleError
 from .settings import Settings
@@ -99,7 +108,7 @@ def channel_options(settings: Settings) -> list[tuple[str, Any]]:
     ]
 
 
-def open_channel(settings: Settings) -> grpc.aio.Channel:
+def open_channel(settings: Settings, telemetry: Telemetry | None = None) -> grpc.aio.Channel:
     """The channel to PIPELINE_ADDR: TLS with the system roots, or plaintext.
 
     With TLS the target's host name is both the SNI and the name the
@@ -107,11 +116,17 @@ def open_channel(settings: Settings) -> grpc.aio.Channel:
     routes on it, so the address must be the service's full host name.
     """
     options = channel_options(settings)
+    interceptors = [ClientTelemetryInterceptor(telemetry or Telemetry.noop())]
     if settings.pipeline_tls:
         return grpc.aio.secure_channel(
-            settings.pipeline_addr, grpc.ssl_channel_credentials(), options=options
+            settings.pipeline_addr,
+            grpc.ssl_channel_credentials(),
+            options=options,
+            interceptors=interceptors,
         )
-    return grpc.aio.insecure_channel(settings.pipeline_addr, options=options)
+    return grpc.aio.insecure_channel(
+        settings.pipeline_addr, options=options, interceptors=interceptors
+    )
 
 
 # --- ID tokens --------------------------------------------------------------
@@ -228,9 +243,10 @@ class PipelineClient:
         settings: Settings,
         channel: grpc.aio.Channel | None = None,
         tokens: IdTokenSource | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._settings = settings
-        self._channel = channel if channel is not None else open_channel(settings)
+        self._channel = channel if channel is not None else open_channel(settings, telemetry)
         self._stub = pb_grpc.PipelineServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         if tokens is None and settings.pipeline_audience is not None:
@@ -248,7 +264,10 @@ class PipelineClient:
     async def _metadata(self) -> tuple[tuple[str, str], ...]:
         if self.tokens is None:
             return ()
-        return (("authorization", f"Bearer {await self.tokens.token()}"),)
+        bearer = f"Bearer {await self.tokens.token()}"
+        # The same token twice: Cloud Run IAM uses (and strips) the first, the
+        # pipeline verifies the second (ADR 0018).
+        return (("x-serverless-authorization", bearer), ("authorization", bearer))
 
     @property
     def _timeout(self) -> float:

@@ -1,0 +1,132 @@
+"""Per-request telemetry of the console: request id, one access log line with
+Cloud Logging's ``httpRequest``, and requests / errors / duration per route.
+
+A pure ASGI middleware (not ``BaseHTTPMiddleware``): the request id set here
+is a contextvar, and it must stay visible to the route and to the gRPC client
+interceptor that copies it into the pipeline call's metadata. It runs inside
+the OpenTelemetry FastAPI middleware, so its log line carries the request's
+trace and span.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from fastapi import FastAPI
+from opentelemetry import metrics
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from telemetry import REQUEST_ID_HEADER, Telemetry, request_id_scope, sanitise_request_id
+from telemetry.instruments import HTTP_SERVER, RequestInstruments
+
+log = logging.getLogger("console_server.access")
+
+# Probes: logged at DEBUG and left out of traces (Cloud Run calls them often).
+PROBE_PATHS = frozenset({"/healthz", "/readyz"})
+# Bounded cardinality for paths that matched no route (scanners, typos).
+UNMATCHED_ROUTE = "(unmatched)"
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's template (``/api/runs/{run_id}``), not the raw path."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else UNMATCHED_ROUTE
+
+
+class RequestTelemetryMiddleware:
+    def __init__(self, app: ASGIApp, *, telemetry: Telemetry) -> None:
+        self.app = app
+        self.metrics = RequestInstruments.create(
+            telemetry.meter("console_server"), HTTP_SERVER, "HTTP requests per route"
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        request_id = sanitise_request_id(headers.get(REQUEST_ID_HEADER))
+        start = time.perf_counter()
+        status = 500  # what the client gets if the app dies before answering
+        size = 0
+
+        async def observed_send(message: Message) -> None:
+            nonlocal status, size
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                message = {
+                    **message,
+                    "headers": [
+                        *message.get("headers", []),
+                        (REQUEST_ID_HEADER.encode(), request_id.encode()),
+                    ],
+                }
+            elif message["type"] == "http.response.body":
+                size += len(message.get("body", b""))
+            await send(message)
+
+        with request_id_scope(request_id):
+            try:
+                await self.app(scope, receive, observed_send)
+            finally:
+                self._record(scope, headers, status, size, time.perf_counter() - start)
+
+    def _record(
+        self, scope: Scope, headers: dict[str, str], status: int, size: int, seconds: float
+    ) -> None:
+        route = route_template(scope)
+        self.metrics.record(
+            seconds * 1000,
+            {
+                "http.request.method": scope["method"],
+                "http.route": route,
+                "http.response.status_code": str(status),
+            },
+            failed=status >= 500,
+        )
+        query = scope.get("query_string", b"").decode("latin-1")
+        client = scope.get("client")
+        http_request: dict[str, Any] = {
+            "requestMethod": scope["method"],
+            "requestUrl": scope["path"] + (f"?{query}" if query else ""),
+            "status": status,
+            "responseSize": str(size),
+            "userAgent": headers.get("user-agent", ""),
+            "remoteIp": client[0] if client else "",
+            "protocol": f"HTTP/{scope.get('http_version', '1.1')}",
+            # Cloud Logging's Duration format.
+            "latency": f"{seconds:.6f}s",
+        }
+        if "content-length" in headers:
+            http_request["requestSize"] = headers["content-length"]
+        level = logging.DEBUG if scope["path"] in PROBE_PATHS else logging.INFO
+        if status >= 500:
+            level = logging.WARNING
+        log.log(
+            level,
+            "%s %s %d",
+            scope["method"],
+            http_request["requestUrl"],
+            status,
+            extra={"httpRequest": http_request, "route": route},
+        )
+
+
+def instrument(app: FastAPI, telemetry: Telemetry) -> None:
+    """Server spans from OpenTelemetry's FastAPI instrumentation (continuing an
+    incoming ``traceparent``, e.g. Cloud Run's), and our per-route middleware
+    inside them. The instrumentation's own HTTP metrics are off: the middleware
+    records requests, errors and duration per route itself."""
+    app.add_middleware(RequestTelemetryMiddleware, telemetry=telemetry)
+    FastAPIInstrumentor.instrument_app(
+        app,
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=metrics.NoOpMeterProvider(),
+        excluded_urls=",".join(f"^{p}$" for p in sorted(PROBE_PATHS)) + ",^/static/",
+        # One span per request, not one per ASGI message.
+        exclude_spans=["receive", "send"],
+    )
