@@ -89,7 +89,14 @@ def _inspect_size(ref: str) -> dict[str, Any]:
     client = docker.from_env()
     try:
         image = client.images.get(ref)
-        return {"ref": ref, "id": image.id, "size_bytes": int(image.attrs["Size"])}
+        labels = image.attrs.get("Config", {}).get("Labels") or {}
+        return {
+            "ref": ref,
+            "id": image.id,
+            "size_bytes": int(image.attrs["Size"]),
+            # The commit the image says it was built from (harness.images labels it).
+            "revision": labels.get("org.opencontainers.image.revision", "unknown"),
+        }
     finally:
         client.close()
 
@@ -106,14 +113,31 @@ def _head() -> tuple[str, bool]:
     return commit, dirty
 
 
+def _bench_head() -> tuple[str, str]:
+    """HEAD, and "-dirty" when bench/ itself has uncommitted changes."""
+    commit = _head()[0]
+    changed = subprocess.run(
+        ["git", "status", "--porcelain", "--", "bench", ":!bench/results"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return commit, "-dirty" if changed else ""
+
+
 def _images(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
     """(meta, image refs): explicit refs as given, or both built at the checkout."""
     if args.pipeline_image and args.console_image:
-        commit, dirty = _head()
+        # What is measured is the images: their commit and tag, not the checkout's.
         tag = args.pipeline_image.rsplit(":", 1)[-1]
         refs = {"pipeline": args.pipeline_image, "console": args.console_image}
         images = {svc: _inspect_size(ref) for svc, ref in refs.items()}
-        return {"commit": commit, "tag": tag, "dirty": dirty, "images": images}, refs
+        commit = images["pipeline"]["revision"]
+        if commit == "unknown":
+            commit = _head()[0]
+        meta = {"commit": commit, "tag": tag, "dirty": tag.endswith("-dirty"), "images": images}
+        return meta, refs
     from harness import images as harness_images
 
     with ticking(f"building (or reusing) both images at {_head()[0][:12]}"):
@@ -336,6 +360,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             "commit": meta["commit"],
             "tag": meta["tag"],
             "dirty": meta["dirty"],
+            # The bench code that measured (may differ from the images' commit).
+            "bench_commit": "".join(_bench_head()),
         },
         machine=machine_info,
         images=meta["images"],

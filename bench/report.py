@@ -181,7 +181,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"# Bench report `{report['tag']}`",
         "",
         f"- commit `{report['commit']}`{' (dirty tree)' if report.get('dirty') else ''}, "
-        f"measured {report['created']} against {report['target']}",
+        f"measured {report['created']} against {report['target']}"
+        + (f" with bench code `{report['bench_commit']}`" if report.get("bench_commit") else ""),
         f"- machine: {m['cpu_model']}, {m['usable_cpus']} usable of {m['logical_cpus']} CPUs, "
         f"{m['memory_bytes'] / 2**30:.1f} GiB, {m['os']}, Python {m['python']}, "
         f"Docker {m.get('docker_server') or '-'}, load average at start "
