@@ -45,6 +45,7 @@ IMAGE_INPUTS = (
     "pyproject.toml",
     "services/pipeline/",
     "services/console/",
+    "services/telemetry/",  # shipped in both images (issue 9)
     "services/proto/",
     "envctl/",
     "pipelines/",

@@ -50,6 +50,13 @@ SERVICE_DEPS: dict[str, tuple[str, ...]] = {
         "grpcio-health-checking",
         "grpcio-reflection",
         "protobuf",
+        # telemetry (issue 9): traces and metrics, OTLP over gRPC when configured.
+        "opentelemetry-api",
+        "opentelemetry-sdk",
+        "opentelemetry-exporter-otlp-proto-grpc",
+        # ID-token verification (ADR 0018): google-auth fetches certificates with requests.
+        "google-auth",
+        "requests",
     ),
     "console": (
         "fastapi",
@@ -63,6 +70,11 @@ SERVICE_DEPS: dict[str, tuple[str, ...]] = {
         # /readyz asks the pipeline's grpc.health.v1 service.
         "grpcio-health-checking",
         "protobuf",
+        # telemetry (issue 9): HTTP server spans, traces and metrics over OTLP/gRPC.
+        "opentelemetry-api",
+        "opentelemetry-sdk",
+        "opentelemetry-exporter-otlp-proto-grpc",
+        "opentelemetry-instrumentation-fastapi",
     ),
 }
 
