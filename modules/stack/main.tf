@@ -26,6 +26,17 @@ locals {
     ]...)
   }
 
+  # What each service needs to know about itself: the project, so log lines link to
+  # their traces in Cloud Trace (Cloud Run does not set it), and for a callee the
+  # audience its callers' ID tokens must carry (its own URL), next to the
+  # NAME_REQUIRE_ID_TOKEN / NAME_ALLOWED_INVOKERS that envctl renders (ADR 0018).
+  self_env = {
+    for name, svc in var.services : name => merge(
+      { "GOOGLE_CLOUD_PROJECT" = var.project_id },
+      length(svc.callers) > 0 ? { "${upper(replace(name, "-", "_"))}_TOKEN_AUDIENCE" = local.service_urls[name] } : {}
+    )
+  }
+
   secret_ids = {
     for name, svc in var.services : name => toset([for ref in values(svc.secret_env) : ref.secret])
   }
@@ -84,7 +95,7 @@ module "service" {
   timeout_seconds     = each.value.timeout_seconds
   startup_probe       = each.value.startup_probe
   liveness_probe      = each.value.liveness_probe
-  env                 = merge(each.value.env, local.call_env[each.key])
+  env                 = merge(each.value.env, local.call_env[each.key], local.self_env[each.key])
   secret_env          = each.value.secret_env
   vpc_egress          = each.value.vpc_egress
   traffic             = each.value.traffic
