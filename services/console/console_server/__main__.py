@@ -39,6 +39,9 @@ def main() -> None:
         host="0.0.0.0",
         port=settings.port,
         log_config=None,  # keep the JSON handler configured above
+        # One line per request comes from our middleware, with httpRequest,
+        # the trace and the request id; uvicorn's own would repeat it.
+        access_log=False,
         # Cloud Run's front end is the only client; trust its X-Forwarded-*.
         proxy_headers=True,
         forwarded_allow_ips="*",

@@ -34,7 +34,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pipeline.v1 import pipeline_pb2 as pb
 from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
 from telemetry import Telemetry
-from telemetry.grpc_aio_client import ClientTelemetryInterceptor
+from telemetry.grpc_aio_client import client_interceptors
 
 from .errors import ConsoleError
 from .settings import Settings
@@ -116,7 +116,7 @@ def open_channel(settings: Settings, telemetry: Telemetry | None = None) -> grpc
     routes on it, so the address must be the service's full host name.
     """
     options = channel_options(settings)
-    interceptors = [ClientTelemetryInterceptor(telemetry or Telemetry.noop())]
+    interceptors = client_interceptors(telemetry or Telemetry.noop())
     if settings.pipeline_tls:
         return grpc.aio.secure_channel(
             settings.pipeline_addr,

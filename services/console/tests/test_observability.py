@@ -33,6 +33,7 @@ from pipeline_server.settings import load_settings
 from telemetry import CloudLoggingFormatter, Telemetry, setup_telemetry
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "telemetry" / "tests"))
+from console_support import TINY_FEED, make_zip
 from fake_issuer import FakeIssuer
 
 FIXTURE_PIPELINES = Path(__file__).parents[2] / "pipeline" / "tests" / "fixtures" / "pipelines"
@@ -181,18 +182,34 @@ def test_console_metrics_per_route_and_rpc(pipeline: RunningServer, console_side
         assert (await client.get("/api/status")).status_code == 200
         assert (await client.get("/api/runs/nope")).status_code == 404
         assert (await client.get("/api/runs/other")).status_code == 404
+        feed = {"feed": ("feed.zip", make_zip(TINY_FEED), "application/zip")}
+        run = await client.post("/api/runs", files=feed)
+        assert run.status_code == 201, run.text
+        output = await client.get(f"/api/runs/{run.json()['run_id']}/output")
+        assert output.status_code == 200
 
     with_console(pipeline.port, console_side, scenario)
     routes = {
         (p.attributes["http.route"], p.attributes["http.response.status_code"]): p.value
         for p in console_side.points("http.server.route.requests")
     }
-    assert routes == {("/api/status", "200"): 1, ("/api/runs/{run_id}", "404"): 2}
+    assert routes == {
+        ("/api/status", "200"): 1,
+        ("/api/runs/{run_id}", "404"): 2,
+        ("/api/runs", "201"): 1,
+        ("/api/runs/{run_id}/output", "200"): 1,
+    }
     rpcs = {
         (p.attributes["rpc.method"], p.attributes["rpc.grpc.status_code"]): p.value
         for p in console_side.points("rpc.client.requests")
     }
-    assert rpcs == {("GetStatus", "OK"): 1, ("GetRun", "NOT_FOUND"): 2}
+    # Every call kind: unary, client stream (RunPipeline), server stream (DownloadOutput).
+    assert rpcs == {
+        ("GetStatus", "OK"): 1,
+        ("GetRun", "NOT_FOUND"): 2,
+        ("RunPipeline", "OK"): 1,
+        ("DownloadOutput", "OK"): 1,
+    }
     errors = {p.attributes["rpc.method"]: p.value for p in console_side.points("rpc.client.errors")}
     assert errors == {"GetRun": 2}
 

@@ -43,13 +43,23 @@ class _MetadataSetter(Setter[list[tuple[str, str]]]):
 _SETTER = _MetadataSetter()
 
 
-# grpc publishes no types, so the bases are Any to mypy.
-class ClientTelemetryInterceptor(
-    grpc.aio.UnaryUnaryClientInterceptor,  # type: ignore[misc]
-    grpc.aio.UnaryStreamClientInterceptor,  # type: ignore[misc]
-    grpc.aio.StreamUnaryClientInterceptor,  # type: ignore[misc]
-    grpc.aio.StreamStreamClientInterceptor,  # type: ignore[misc]
-):
+def client_interceptors(telemetry: Telemetry) -> list[Any]:
+    """The interceptors to pass to ``grpc.aio.*_channel(interceptors=...)``.
+
+    One object per call kind: grpc.aio files each interceptor under the first
+    of the four interfaces it implements only, so one object implementing all
+    four would see unary-unary calls alone.
+    """
+    shared = _ClientTelemetry(telemetry)
+    return [
+        _UnaryUnary(shared),
+        _UnaryStream(shared),
+        _StreamUnary(shared),
+        _StreamStream(shared),
+    ]
+
+
+class _ClientTelemetry:
     def __init__(self, telemetry: Telemetry) -> None:
         self._tracer = telemetry.tracer("telemetry.grpc_aio_client")
         self._metrics = RequestInstruments.create(
@@ -73,7 +83,7 @@ class ClientTelemetryInterceptor(
             details.wait_for_ready,
         )
 
-    async def _intercept(
+    async def intercept(
         self, continuation: Callable[..., Any], details: ClientCallDetails, request: Any
     ) -> Any:
         # grpc passes the method as bytes (grpc/grpc#31092).
@@ -141,15 +151,31 @@ class ClientTelemetryInterceptor(
             span.set_status(Status(StatusCode.ERROR, f"{code.name}: {details or ''}"))
         span.end()
 
+
+# grpc publishes no types, so the bases are Any to mypy.
+class _UnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    def __init__(self, shared: _ClientTelemetry) -> None:
+        self._shared = shared
+
     async def intercept_unary_unary(
         self, continuation: Callable[..., Any], client_call_details: ClientCallDetails, request: Any
     ) -> Any:
-        return await self._intercept(continuation, client_call_details, request)
+        return await self._shared.intercept(continuation, client_call_details, request)
+
+
+class _UnaryStream(grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    def __init__(self, shared: _ClientTelemetry) -> None:
+        self._shared = shared
 
     async def intercept_unary_stream(
         self, continuation: Callable[..., Any], client_call_details: ClientCallDetails, request: Any
     ) -> Any:
-        return await self._intercept(continuation, client_call_details, request)
+        return await self._shared.intercept(continuation, client_call_details, request)
+
+
+class _StreamUnary(grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[misc]
+    def __init__(self, shared: _ClientTelemetry) -> None:
+        self._shared = shared
 
     async def intercept_stream_unary(
         self,
@@ -157,7 +183,12 @@ class ClientTelemetryInterceptor(
         client_call_details: ClientCallDetails,
         request_iterator: Any,
     ) -> Any:
-        return await self._intercept(continuation, client_call_details, request_iterator)
+        return await self._shared.intercept(continuation, client_call_details, request_iterator)
+
+
+class _StreamStream(grpc.aio.StreamStreamClientInterceptor):  # type: ignore[misc]
+    def __init__(self, shared: _ClientTelemetry) -> None:
+        self._shared = shared
 
     async def intercept_stream_stream(
         self,
@@ -165,4 +196,4 @@ class ClientTelemetryInterceptor(
         client_call_details: ClientCallDetails,
         request_iterator: Any,
     ) -> Any:
-        return await self._intercept(continuation, client_call_details, request_iterator)
+        return await self._shared.intercept(continuation, client_call_details, request_iterator)
