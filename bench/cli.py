@@ -403,7 +403,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    for path in report.render(Path(args.result)):
+    for path in report.render(Path(args.result), recompute=args.recompute):
         print(path)
     return 0
 
@@ -503,6 +503,11 @@ def parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="re-render report.md and charts from report.json + raw/")
     rep.add_argument("result")
+    rep.add_argument(
+        "--recompute",
+        action="store_true",
+        help="derive the ratios again with the current definitions (rewrites report.json)",
+    )
     rep.set_defaults(func=cmd_report)
     return p
 

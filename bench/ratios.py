@@ -7,8 +7,11 @@ machine*, so a slower machine moves numerator and denominator together and a
 slower service moves only the numerator. Higher is worse for all of them.
 
 `gated` ratios are what `python -m bench compare` fails on; the others are in
-the report to read, but too noisy at bench scale to gate (tails: p99 of a
-20-second run rests on a few hundred calls).
+the report to read, but too noisy at bench scale to gate: tails (the p99 of a
+20-second run rests on a few calls), the five cold first calls, and the
+console's plain loop, which swung by 30-180 % between three back-to-back runs
+on the shared 2-core VM while the gated ones stayed within about 20 %
+(bench/README.md has the numbers).
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ def compute(report: dict[str, Any]) -> dict[str, Ratio]:
     put(
         "floor.console_over_grpc",
         _div(plain_console, plain_dag),
-        True,
+        False,
         "plain GET /api/dag p50 ÷ plain GetDag p50 (the console's HTTP→gRPC hop)",
     )
     paced_dag = _p50(floor.get("get_dag_paced"))
@@ -137,19 +140,19 @@ def compute(report: dict[str, Any]) -> dict[str, Ratio]:
         put(
             "cold.console_start_over_python_start",
             _div(median("console_start_s"), median("python_start_s")),
-            True,
+            False,
             "median console start→/healthz ÷ median container+bare-interpreter start",
         )
         put(
             "cold.first_rpc_over_plain",
             _div(median("first_rpc_us"), plain_dag),
-            True,
+            False,
             "median first GetDag on a fresh instance ÷ plain GetDag p50",
         )
         put(
             "cold.console_first_over_plain",
             _div(median("console_first_us"), plain_console),
-            True,
+            False,
             "median first GET /api/dag on a fresh console ÷ plain GET /api/dag p50",
         )
 

@@ -455,9 +455,16 @@ def charts(folder: Path, report: dict[str, Any], warm: Recorder | None) -> list[
     return written
 
 
-def render(folder: Path) -> list[Path]:
-    """Write report.md and the charts from report.json and raw/ in `folder`."""
+def render(folder: Path, recompute: bool = False) -> list[Path]:
+    """Write report.md and the charts from report.json and raw/ in `folder`.
+
+    With `recompute`, the ratios are derived again with the current definitions
+    (bench/ratios.py) and report.json is rewritten with them first.
+    """
     report = load(folder)
+    if recompute:
+        report["ratios"] = {k: v.to_json() for k, v in ratios.compute(report).items()}
+        (folder / REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n")
     warm_dir = folder / "raw" / "warm"
     warm = load_dir(warm_dir) if list(warm_dir.glob("hist-*.json")) else None
     (folder / REPORT_MD).write_text(markdown(report))

@@ -177,6 +177,8 @@ def run(
             raise
     if proc.returncode != 0:
         raise LocustFailed(f"locust exited {proc.returncode}: {_tail(log_path)}")
+    for progress_file in out.glob("progress-*.json"):
+        progress_file.unlink()  # only meant for the live progress line
     stats_file = out / "locust.json"
     return LocustResult(
         recorder=load_dir(out),

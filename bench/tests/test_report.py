@@ -201,3 +201,12 @@ def test_hist_command_prints_percentiles_of_a_stock_locust_run(
     assert "GetDag" in out
     assert "UNAVAILABLE x1" in out
     assert cli.main(["hist", str(tmp_path / "empty")]) == 2
+
+
+def test_render_can_derive_the_ratios_again(tmp_path: Path) -> None:
+    expected = _report(tmp_path)["ratios"]
+    data = json.loads((tmp_path / "report.json").read_text())
+    data["ratios"] = {}
+    (tmp_path / "report.json").write_text(json.dumps(data))
+    report.render(tmp_path, recompute=True)
+    assert report.load(tmp_path)["ratios"] == expected
