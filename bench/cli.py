@@ -399,6 +399,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
         f"({current['created']}), threshold +{args.threshold:.0%}"
     )
     print(ratios.render_verdicts(verdicts, args.threshold))
+    differences = ratios.parameter_differences(
+        baseline.get("parameters") or {}, current.get("parameters") or {}
+    )
+    if differences:
+        print(
+            "warning: the runs were made with different parameters, so their ratios "
+            "are not strictly comparable:\n  " + "\n  ".join(differences),
+            file=sys.stderr,
+        )
     return 1 if any(v.status == "regressed" for v in verdicts) else 0
 
 

@@ -230,6 +230,26 @@ def judge(baseline: dict[str, Any], current: dict[str, Any], threshold: float) -
     return out
 
 
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(data, dict):
+        return {prefix: data}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def parameter_differences(baseline: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Parameters that differ between two runs: ratios depend on users, pauses,
+    feed size..., so comparing runs made differently is comparing apples and pears."""
+    b, c = _flatten(baseline), _flatten(current)
+    return [
+        f"{key}: {b.get(key, '-')} → {c.get(key, '-')}"
+        for key in sorted(set(b) | set(c))
+        if b.get(key) != c.get(key)
+    ]
+
+
 def render_verdicts(verdicts: list[Verdict], threshold: float) -> str:
     lines = [f"{'ratio':<44} {'baseline':>10} {'current':>10} {'change':>8}  verdict"]
     for v in verdicts:

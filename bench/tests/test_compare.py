@@ -158,3 +158,15 @@ def test_compare_command_exits_1_on_regression_and_0_within(
 def test_compare_command_exits_2_on_unreadable_input(tmp_path: Path) -> None:
     baseline = _write_report(tmp_path / "baseline", BASE)
     assert cli.main(["compare", str(tmp_path / "nowhere"), "--baseline", str(baseline)]) == 2
+
+
+def test_parameter_differences_are_listed() -> None:
+    base = {"large_rows": 1_000_000, "load": {"users": 4, "seconds": 20}}
+    same = {"large_rows": 1_000_000, "load": {"users": 4, "seconds": 20}}
+    assert ratios.parameter_differences(base, same) == []
+    other = {"large_rows": 5000, "load": {"users": 4, "seconds": 3}, "cold_samples": 2}
+    assert ratios.parameter_differences(base, other) == [
+        "cold_samples: - → 2",
+        "large_rows: 1000000 → 5000",
+        "load.seconds: 20 → 3",
+    ]
