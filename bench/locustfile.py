@@ -25,8 +25,9 @@ Options (command line, web UI, or the environment variable in brackets):
 --pipeline-target [BENCH_PIPELINE_TARGET], --pipeline-tls, --pipeline-audience,
 --console-audience, --weight-{get-status,list-steps,get-dag,run-pipeline},
 --weight-api-{dag,status} [BENCH_WEIGHT_*], --run-rows, --console-users,
---wait-min/--wait-max, --bench-warmup, --bench-hist-dir. `locust -f
-bench/locustfile.py --help` lists them with their defaults.
+--wait-min/--wait-max, --bench-warmup, --bench-hist-dir. Their defaults and
+help are in `_options` below; the web UI shows them in its start form
+(Locust's own `--help` does not list a locustfile's options).
 """
 
 from __future__ import annotations
