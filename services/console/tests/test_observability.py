@@ -19,10 +19,6 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from console_server.app import create_app
@@ -30,7 +26,8 @@ from console_server.grpc_client import IdTokenSource
 from console_server.settings import Settings
 from pipeline_server.server import RunningServer, start
 from pipeline_server.settings import load_settings
-from telemetry import CloudLoggingFormatter, Telemetry, setup_telemetry
+from telemetry import CloudLoggingFormatter
+from telemetry.testing import InMemoryTelemetry as Observed
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "telemetry" / "tests"))
 from console_support import TINY_FEED, make_zip
@@ -38,35 +35,6 @@ from fake_issuer import FakeIssuer
 
 FIXTURE_PIPELINES = Path(__file__).parents[2] / "pipeline" / "tests" / "fixtures" / "pipelines"
 AUDIENCE = "https://pipeline-123456789.europe-west1.run.app"
-
-
-class Observed:
-    def __init__(self, service: str) -> None:
-        self.spans = InMemorySpanExporter()
-        self.metrics = InMemoryMetricReader()
-        self.telemetry: Telemetry = setup_telemetry(
-            service,
-            "test",
-            environ={},
-            install_globals=False,
-            span_processors=[SimpleSpanProcessor(self.spans)],
-            metric_readers=[self.metrics],
-        )
-
-    def finished(self) -> list[ReadableSpan]:
-        return list(self.spans.get_finished_spans())
-
-    def points(self, name: str) -> list[Any]:
-        data = self.metrics.get_metrics_data()
-        assert data is not None
-        return [
-            point
-            for rm in data.resource_metrics
-            for sm in rm.scope_metrics
-            for metric in sm.metrics
-            if metric.name == name
-            for point in metric.data.data_points
-        ]
 
 
 @pytest.fixture

@@ -10,61 +10,29 @@ import io
 import json
 import logging
 from collections.abc import Iterator
-from typing import Any
 
 import grpc
 import pytest
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from pipeline.v1 import pipeline_pb2 as pb
 from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
 from pipeline_server.server import start
 from pipeline_server.settings import Settings
-from telemetry import CloudLoggingFormatter, Telemetry, setup_telemetry
+from telemetry import CloudLoggingFormatter
+from telemetry.testing import InMemoryTelemetry as Observed
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_SPAN_ID = "00f067aa0ba902b7"
 TRACEPARENT = f"00-{TRACE_ID}-{PARENT_SPAN_ID}-01"
 
 
-class Observed:
-    def __init__(self) -> None:
-        self.spans = InMemorySpanExporter()
-        self.metrics = InMemoryMetricReader()
-        self.telemetry: Telemetry = setup_telemetry(
-            "pipeline",
-            "test",
-            environ={},
-            install_globals=False,
-            span_processors=[SimpleSpanProcessor(self.spans)],
-            metric_readers=[self.metrics],
-        )
-
-    def finished(self) -> list[ReadableSpan]:
-        return list(self.spans.get_finished_spans())
-
-    def points(self, name: str) -> list[Any]:
-        data = self.metrics.get_metrics_data()
-        assert data is not None
-        return [
-            point
-            for rm in data.resource_metrics
-            for sm in rm.scope_metrics
-            for metric in sm.metrics
-            if metric.name == name
-            for point in metric.data.data_points
-        ]
-
-
 @pytest.fixture
 def observed() -> Iterator[Observed]:
-    obs = Observed()
+    obs = Observed("pipeline")
     yield obs
-    obs.telemetry.shutdown()
+    obs.shutdown()
 
 
 @pytest.fixture
