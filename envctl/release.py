@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,15 +98,7 @@ def promote(
     chosen = {svc: images[svc] for svc in dst.services}
     subject = f"{target}: promote {_names(chosen)} from {source}"
     outcome = _write(dst, "promote", chosen, subject, trailers={SOURCE: source})
-    return Outcome(
-        outcome.action,
-        outcome.environment,
-        outcome.changed,
-        outcome.images,
-        outcome.commit,
-        outcome.message,
-        {"source": source, "approval_required": dst.approval_required},
-    )
+    return replace(outcome, extra={"source": source, "approval_required": dst.approval_required})
 
 
 def rollback(repo_root: Path, name: str, to: str | None = None) -> Outcome:
@@ -134,15 +126,7 @@ def rollback(repo_root: Path, name: str, to: str | None = None) -> Outcome:
     subject = f"{name}: roll back to {_names(images)}"
     trailers = {ROLLED_BACK: undone} if undone else {}
     outcome = _write(env, "rollback", images, subject, trailers=trailers, release=target)
-    return Outcome(
-        outcome.action,
-        outcome.environment,
-        outcome.changed,
-        outcome.images,
-        outcome.commit,
-        outcome.message,
-        {"release": target.change, "rolled_back": undone},
-    )
+    return replace(outcome, extra={"release": target.change, "rolled_back": undone})
 
 
 def _release_of(env: Environment, sha: str, history: list[Release] | None = None) -> Release:
