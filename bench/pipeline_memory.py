@@ -20,7 +20,6 @@ import argparse
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from types import ModuleType
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from harness.containers import free_port
 from pipeline.v1 import pipeline_pb2 as pb
 from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
 
@@ -76,12 +76,6 @@ def _load_generator() -> ModuleType:
     return module
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _proc_status_bytes(pid: int, field: str) -> int:
     """VmRSS / VmHWM from /proc (kB → bytes); VmHWM is the exact peak."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -105,7 +99,7 @@ def measure(rows: int, max_multiple: float = DEFAULT_MAX_MULTIPLE) -> MemoryRepo
         generator.write_feed(feed, rows)
         with zipfile.ZipFile(feed) as zf:
             uncompressed = sum(i.file_size for i in zf.infolist())
-        port = _free_port()
+        port = free_port()
         env = {
             **os.environ,
             "PORT": str(port),

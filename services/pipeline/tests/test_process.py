@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -67,10 +66,11 @@ def test_nonsense_settings_are_refused(env: dict[str, str], variable: str) -> No
         load_settings(env)
 
 
-def test_sigterm_drains_and_exits_cleanly(unused_port: int) -> None:
+def test_sigterm_drains_and_exits_cleanly(settings: Settings) -> None:
+    port = settings.port  # a free loopback port
     env = {
         **os.environ,
-        "PORT": str(unused_port),
+        "PORT": str(port),
         "PIPELINES_DIR": str(FIXTURES),
         "PIPELINE_NAME": "simple",
     }
@@ -78,7 +78,7 @@ def test_sigterm_drains_and_exits_cleanly(unused_port: int) -> None:
         [sys.executable, "-m", "pipeline_server"], env=env, stdout=subprocess.PIPE, text=True
     )
     try:
-        with grpc.insecure_channel(f"127.0.0.1:{unused_port}") as channel:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             grpc.channel_ready_future(channel).result(timeout=30)
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(), timeout=5
@@ -101,10 +101,3 @@ def test_second_server_on_same_port_fails(settings: Settings) -> None:
             start(settings, host="127.0.0.1")
     finally:
         first.stop(None)
-
-
-@pytest.fixture
-def unused_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
