@@ -6,15 +6,21 @@ SHELL := /bin/bash
 VENV      := .venv
 BIN       := $(VENV)/bin
 PY        := $(BIN)/python
-PROTO_SRC := services/proto
-PROTO_GEN := services/proto/gen
-PROTOS    := $(shell find $(PROTO_SRC)/pipeline -name '*.proto')
+# uv itself, pinned, from PyPI into a small bootstrap venv of its own.
+UV_VERSION := 0.13.9
+BOOTSTRAP := .cache/bootstrap
+UV        := $(BOOTSTRAP)/bin/uv
+# Everything that changes what `uv sync` installs.
+MANIFESTS := uv.lock pyproject.toml $(wildcard */pyproject.toml services/*/pyproject.toml) \
+             services/proto/hatch_build.py $(shell find services/proto/pipeline -name '*.proto')
 # pytest-xdist workers: the machines here have 2 cores; override with `make test WORKERS=4`.
 WORKERS   ?= auto
 # Extra pytest arguments, e.g. make test PYTEST_ARGS="--junitxml=reports/junit.xml".
 PYTEST_ARGS ?=
 
 export TESTCONTAINERS_RYUK_DISABLED := true
+# uv never fetches an interpreter: it uses the >= 3.12 one tools/find-python finds.
+export UV_PYTHON_DOWNLOADS := never
 
 .PHONY: help
 help: ## List the targets
@@ -22,35 +28,31 @@ help: ## List the targets
 
 # --- environment -----------------------------------------------------------
 
-$(PY):
-	@interp=$$(tools/find-python) && echo "creating $(VENV) with $$interp" && "$$interp" -m venv $(VENV)
-	@$(PY) -m pip install --quiet --upgrade pip
+$(UV):
+	@interp=$$(tools/find-python) && echo "bootstrapping uv $(UV_VERSION) with $$interp" \
+	  && "$$interp" -m venv $(BOOTSTRAP) \
+	  && $(BOOTSTRAP)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
-# The stamp is rewritten whenever pyproject.toml changes, so a new dependency
-# is picked up by the next `make` without a manual reinstall.
-$(VENV)/.installed: pyproject.toml $(PROTOS) | $(PY)
-	$(PY) -m pip install --quiet "grpcio-tools>=1.66"
-	$(MAKE) --no-print-directory proto
-	$(PY) -m pip install --quiet -e '.[test,dev,bench]'
+# Every workspace member (editable), the dev group, exactly as uv.lock says
+# (--frozen: a lock that no longer matches the pyproject files is an error, not a
+# silent re-resolve). Building pipeline-proto generates pipeline.v1 from the protos.
+$(VENV)/.installed: $(MANIFESTS) | $(UV)
+	$(UV) sync --frozen --all-packages --python "$$(tools/find-python)"
 	@touch $@
 
 .PHONY: install
-install: $(VENV)/.installed ## Create .venv and install the project with its test/dev extras
+install: $(VENV)/.installed ## Create .venv from uv.lock (every component, dev tools)
 
-.PHONY: proto
-proto: ## Generate Python code from services/proto (never committed)
-	@rm -rf $(PROTO_GEN) && mkdir -p $(PROTO_GEN)
-	$(PY) -m grpc_tools.protoc -I $(PROTO_SRC) --python_out=$(PROTO_GEN) --pyi_out=$(PROTO_GEN) \
-	  --grpc_python_out=$(PROTO_GEN) $(patsubst $(PROTO_SRC)/%,%,$(PROTOS))
-	@find $(PROTO_GEN) -type d -exec touch {}/__init__.py \;
-	@touch $(PROTO_GEN)/pipeline/py.typed
+.PHONY: lock
+lock: | $(UV) ## Re-resolve uv.lock after a pyproject change (review its diff)
+	$(UV) lock
 
 # --- the two commands ------------------------------------------------------
 
 .PHONY: up
 up: install ## Both services in containers from environments/local.yaml (Ctrl-C stops them)
 	@tools/ensure-docker
-	$(BIN)/envctl up local
+	$(BIN)/harness-up local
 
 .PHONY: run-local
 run-local: install ## Both services from the checkout, no containers (fast inner loop)
@@ -73,8 +75,8 @@ lint: install ## ruff (lint + format check) and mypy
 	$(BIN)/mypy
 
 .PHONY: clean
-clean: ## Remove the virtual environment and generated code
-	rm -rf $(VENV) $(PROTO_GEN) .pytest_cache .mypy_cache .ruff_cache
+clean: ## Remove the virtual environments and generated code
+	rm -rf $(VENV) $(BOOTSTRAP) services/proto/gen .pytest_cache .mypy_cache .ruff_cache
 
 # --- decision records ------------------------------------------------------
 

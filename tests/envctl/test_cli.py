@@ -74,51 +74,11 @@ def test_render_backend(cli: Cli, repo_root: Path) -> None:
     assert "no OpenTofu state" in local.err
 
 
-def test_up_refuses_a_cloud_environment(cli: Cli, repo_root: Path) -> None:
-    result = cli("--repo", repo_root, "up", "prod")
-    assert result.status == 1
-    assert result.err.startswith("environments/prod.yaml: platform: prod runs on cloudrun;")
-    assert "envctl up local" in result.err
-
-
-def test_up_passes_the_loaded_environment_to_the_harness(
-    cli: Cli,
-    repo_root: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import types
-
-    import harness
-
-    seen: list[Environment] = []
-    fake = types.ModuleType("harness.local")
-
-    def run(env: Environment) -> int:
-        seen.append(env)
-        return 0
-
-    fake.run = run  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "harness.local", fake)
-    monkeypatch.setattr(harness, "local", fake, raising=False)
+def test_envctl_has_no_up_command(cli: Cli, repo_root: Path) -> None:
+    # Starting containers is the harness's job (harness-up); envctl never imports it.
     result = cli("--repo", repo_root, "up", "local")
-    assert result.status == 0, result.err
-    (env,) = seen
-    assert env.name == "local"
-    assert env["platform"] == "docker"
-
-
-def test_up_without_the_harness_says_so(
-    cli: Cli,
-    repo_root: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import harness
-
-    monkeypatch.setitem(sys.modules, "harness.local", None)  # import raises ImportError
-    monkeypatch.delattr(harness, "local", raising=False)  # in case another test imported it
-    result = cli("--repo", repo_root, "up", "local")
-    assert result.status == 1
-    assert "needs harness/local.py" in result.err
+    assert result.status == 2
+    assert "invalid choice: 'up'" in result.err
 
 
 def test_installed_command_runs_from_a_subdirectory(repo_root: Path) -> None:

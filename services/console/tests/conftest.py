@@ -1,26 +1,14 @@
-"""Fixtures for the console's tests (helpers live in console_support.py)."""
+"""Fixtures for the console's tests (helpers live in testkit.servers)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-# Test modules import their helpers by name; importlib mode does not put this
-# folder on sys.path by itself. The name is unique across the repository.
-sys.path.insert(0, str(Path(__file__).parent))
-
-from console_support import (
-    CONSOLE_CAP,
-    PIPELINE_CAP,
-    TINY_FEED,
-    Launcher,
-    Stack,
-    make_zip,
-)
+from testkit.servers import CONSOLE_CAP, PIPELINE_CAP, TINY_FEED, Launcher, Stack
+from testkit.zips import make_zip
 
 
 @pytest.fixture

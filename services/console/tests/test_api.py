@@ -15,18 +15,18 @@ from typing import Any
 import grpc
 import httpx
 import pytest
-from console_support import (
+
+from pipeline.v1 import pipeline_pb2 as pb
+from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
+from testkit.servers import (
     BROKEN_HIERARCHY,
     CONSOLE_CAP,
     PIPELINE_CAP,
     TINY_FEED,
     Stack,
-    make_zip,
     padded_zip,
 )
-
-from pipeline.v1 import pipeline_pb2 as pb
-from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
+from testkit.zips import make_zip
 
 STEPS = [
     "init",

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from console_support import TINY_FEED, Stack, make_zip
 from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
+
+from testkit.servers import TINY_FEED, Stack
+from testkit.zips import make_zip
 
 pytestmark = pytest.mark.browser
 

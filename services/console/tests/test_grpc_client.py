@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Iterator
 
 import grpc
 import pytest
-from console_support import StandIn, start_stand_in
 from google.auth import jwt
 
 from console_server.errors import ConsoleError
@@ -24,6 +23,7 @@ from console_server.grpc_client import (
 )
 from console_server.settings import Settings
 from pipeline.v1 import pipeline_pb2 as pb
+from testkit.servers import StandIn, start_stand_in
 
 
 @pytest.fixture

@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from console_support import (
+from google.auth import jwt
+
+from testkit.servers import (
     SERVICE_ACCOUNT,
     Launcher,
     MetadataServer,
@@ -24,7 +26,6 @@ from console_support import (
     self_signed_localhost,
     start_stand_in,
 )
-from google.auth import jwt
 
 AUDIENCE = "https://pipeline-test-uc.a.run.app"
 LIFETIME = 8  # seconds; the console refreshes a quarter early, at 6 s

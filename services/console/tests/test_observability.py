@@ -10,7 +10,6 @@ import asyncio
 import io
 import json
 import logging
-import sys
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -28,10 +27,9 @@ from pipeline_server.server import RunningServer, start
 from pipeline_server.settings import load_settings
 from telemetry import CloudLoggingFormatter
 from telemetry.testing import InMemoryTelemetry as Observed
-
-sys.path.insert(0, str(Path(__file__).parents[2] / "telemetry" / "tests"))
-from console_support import TINY_FEED, make_zip
-from fake_issuer import FakeIssuer
+from testkit.id_tokens import FakeIssuer
+from testkit.servers import TINY_FEED
+from testkit.zips import make_zip
 
 FIXTURE_PIPELINES = Path(__file__).parents[2] / "pipeline" / "tests" / "fixtures" / "pipelines"
 AUDIENCE = "https://pipeline-123456789.europe-west1.run.app"

@@ -7,7 +7,8 @@ from __future__ import annotations
 import signal
 
 import httpx
-from console_support import Launcher
+
+from testkit.servers import Launcher
 
 # Short deadlines so a hung pipeline is noticed quickly.
 FAST = {"CONSOLE_CALL_TIMEOUT_SECONDS": "1", "CONSOLE_READY_TIMEOUT_SECONDS": "1"}
@@ -22,7 +23,7 @@ def error_code(response: httpx.Response, status: int) -> str:
 def test_console_started_before_the_pipeline_becomes_ready_when_it_comes(
     launch: Launcher,
 ) -> None:
-    from console_support import free_port
+    from testkit.net import free_port
 
     port = free_port()
     console = launch.console(f"127.0.0.1:{port}", **FAST)

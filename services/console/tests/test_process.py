@@ -7,7 +7,8 @@ import json
 import signal
 import subprocess
 
-from console_support import Launcher, free_port
+from testkit.net import free_port
+from testkit.servers import Launcher
 
 
 def test_sigterm_stops_the_console_gracefully(launch: Launcher) -> None:

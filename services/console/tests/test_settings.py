@@ -5,10 +5,10 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from console_support import BIN, clean_env
 from pydantic import ValidationError
 
 from console_server.settings import Settings
+from testkit.servers import BIN, clean_env
 
 
 def settings(**env: str) -> Settings:

@@ -3,10 +3,7 @@ channel to it, and tiny GTFS zips built in memory."""
 
 from __future__ import annotations
 
-import io
 import logging
-import socket
-import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +14,8 @@ import pytest
 from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
 from pipeline_server.server import RunningServer, start
 from pipeline_server.settings import Settings, load_settings
+from testkit.net import free_port
+from testkit.zips import make_zip
 
 FIXTURE_PIPELINES = Path(__file__).parent / "fixtures" / "pipelines"
 
@@ -29,20 +28,6 @@ TINY_FEED: dict[str, str] = {
     "calendar.txt": "service_id,monday,tuesday,wednesday,thursday,friday,saturday,sunday,start_date,end_date\nWK,1,1,1,1,1,0,0,20260101,20261231\n",
     "feed_info.txt": "feed_publisher_name,feed_publisher_url,feed_lang\nOld,https://old.example,en\n",
 }
-
-
-def make_zip(files: dict[str, str | bytes], *, compression: int = zipfile.ZIP_DEFLATED) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression) as zf:
-        for name, content in files.items():
-            zf.writestr(name, content)
-    return buf.getvalue()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

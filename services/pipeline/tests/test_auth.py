@@ -8,9 +8,7 @@ PIPELINE_ID_TOKEN_CERTS_URL, so the whole verification runs with no Google.
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import grpc
 import pytest
@@ -23,8 +21,7 @@ from pipeline_server.server import RunningServer
 from pipeline_server.settings import SettingsError, load_settings
 
 # The fake issuer is shared with the telemetry and container tests.
-sys.path.insert(0, str(Path(__file__).parents[2] / "telemetry" / "tests"))
-from fake_issuer import FakeIssuer
+from testkit.id_tokens import FakeIssuer
 
 AUDIENCE = "https://pipeline-123456789.europe-west1.run.app"
 OTHER = "intruder@test-project.iam.gserviceaccount.com"

@@ -1,20 +1,15 @@
 """Fixtures for the telemetry tests and the observability tests over the services.
 
-Helpers live in fake_issuer.py and otlp_sink.py; pytest's importlib mode does not
-put this folder on sys.path by itself. The names are unique across the repository.
+Helpers live in testkit (testkit.id_tokens, testkit.otlp_sink).
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from fake_issuer import FakeIssuer
+from testkit.id_tokens import FakeIssuer
 
 
 @pytest.fixture

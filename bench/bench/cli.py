@@ -1,0 +1,536 @@
+"""`python -m bench`: cold + warm + floor + large feed → a report; compare; re-render.
+
+    python -m bench run [--allow-dirty] [--cold-samples 5] [--users 4] [--seconds 20] ...
+    python -m bench compare RESULT [--baseline bench/results/baseline] [--threshold 0.25]
+    python -m bench report RESULT
+    python -m bench hist FOLDER      (percentiles of a stock `locust -f bench/locustfile.py` run)
+
+`run` builds (or reuses) both images at the checkout's commit, then against
+containers on loopback: cold samples (fresh containers each), one warm stack for
+the floor loops, the Locust calibration, the Locust load and the large feed,
+and writes bench/results/<tag>/ (see bench/report.py for its layout). With
+`--pipeline-target/--console-url` it benches a running environment instead (no
+cold phase); anything but loopback needs `--allow-remote`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from bench import cold, floor, machine, ratios, report, warm
+from bench.histogram import Histogram
+from bench.targets import TargetError, parse_grpc_target, require_loopback
+
+REPO = Path(__file__).resolve().parents[2]
+RESULTS = REPO / "bench" / "results"
+BASELINE = RESULTS / "baseline"
+
+
+# --- progress ---------------------------------------------------------------
+
+
+def say(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def ticking(message: str, every: float = 10.0) -> Iterator[None]:
+    """Say `message`, then how long it has taken every `every` s until done."""
+    say(message)
+    done = threading.Event()
+    t0 = time.monotonic()
+
+    def tick() -> None:
+        while not done.wait(every):
+            say(f"  … {time.monotonic() - t0:.0f}s")
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def load_progress(label: str) -> Any:
+    tty = sys.stderr.isatty()
+    last = [0.0]
+
+    def show(elapsed: float, total: float, detail: str) -> None:
+        line = f"bench: {label} {elapsed:4.0f}/{total:.0f}s  {detail}"
+        if tty:
+            end = "\n" if elapsed >= total else ""
+            print(f"\r{line:<100}", end=end, file=sys.stderr, flush=True)
+        elif elapsed - last[0] >= 5 or elapsed >= total:
+            last[0] = elapsed
+            print(line, file=sys.stderr, flush=True)
+
+    return show
+
+
+# --- run --------------------------------------------------------------------
+
+
+def _inspect_size(ref: str) -> dict[str, Any]:
+    import docker
+
+    client = docker.from_env()
+    try:
+        image = client.images.get(ref)
+        labels = image.attrs.get("Config", {}).get("Labels") or {}
+        return {
+            "ref": ref,
+            "id": image.id,
+            "size_bytes": int(image.attrs["Size"]),
+            # The commit the image says it was built from (harness.images labels it).
+            "revision": labels.get("org.opencontainers.image.revision", "unknown"),
+        }
+    finally:
+        client.close()
+
+
+def _head() -> tuple[str, bool]:
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    dirty = bool(
+        subprocess.run(
+            ["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    )
+    return commit, dirty
+
+
+def _bench_head() -> tuple[str, str]:
+    """HEAD, and "-dirty" when bench/ itself has uncommitted changes."""
+    commit = _head()[0]
+    changed = subprocess.run(
+        ["git", "status", "--porcelain", "--", "bench", ":!bench/results"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return commit, "-dirty" if changed else ""
+
+
+def _images(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
+    """(meta, image refs): explicit refs as given, or both built at the checkout."""
+    if args.pipeline_image and args.console_image:
+        # What is measured is the images: their commit and tag, not the checkout's.
+        tag = args.pipeline_image.rsplit(":", 1)[-1]
+        refs = {"pipeline": args.pipeline_image, "console": args.console_image}
+        images = {svc: _inspect_size(ref) for svc, ref in refs.items()}
+        commit = images["pipeline"]["revision"]
+        if commit == "unknown":
+            commit = _head()[0]
+        meta = {"commit": commit, "tag": tag, "dirty": tag.endswith("-dirty"), "images": images}
+        return meta, refs
+    from harness import images as harness_images
+
+    with ticking(f"building (or reusing) both images at {_head()[0][:12]}"):
+        build = harness_images.build(allow_dirty=args.allow_dirty)
+    for img in build.images.values():
+        how = "reused" if img.reused else f"built in {img.seconds:.0f}s"
+        say(f"  {img.ref}  {img.size / 1e6:.0f} MB  ({how})")
+    images = {
+        svc: {"ref": img.ref, "id": img.id, "size_bytes": img.size, "reused": img.reused}
+        for svc, img in build.images.items()
+    }
+    refs = {svc: img.ref for svc, img in build.images.items()}
+    meta = {"commit": build.commit, "tag": build.tag, "dirty": build.dirty, "images": images}
+    return meta, refs
+
+
+def _plan(args: argparse.Namespace) -> warm.LoadPlan:
+    weights = dict(warm.DEFAULT_WEIGHTS)
+    for item in args.weight or []:
+        key, _, value = item.partition("=")
+        option = "weight_" + key.strip().replace("-", "_")
+        if option not in weights or not value.strip().isdigit():
+            raise SystemExit(
+                f"--weight {item!r}: expected NAME=N, NAME one of "
+                + ", ".join(k.removeprefix("weight_") for k in weights)
+            )
+        weights[option] = int(value)
+    return warm.LoadPlan(
+        users=args.users,
+        console_users=min(args.console_users, args.users),
+        seconds=args.seconds,
+        warmup_s=args.warmup,
+        wait_min=args.wait_min,
+        wait_max=args.wait_max,
+        run_rows=args.run_rows,
+        weights=weights,
+    )
+
+
+def _calibration_plan(args: argparse.Namespace) -> warm.LoadPlan:
+    # One user, GetDag only, no wait: the same shape as the plain loop, so the
+    # ratio of the two is Locust's own overhead and nothing else.
+    weights = {k: 0 for k in warm.DEFAULT_WEIGHTS}
+    weights["weight_get_dag"] = 1
+    return warm.LoadPlan(
+        users=1,
+        console_users=0,
+        seconds=args.calibration_seconds,
+        warmup_s=1,
+        wait_min=0.0,
+        wait_max=0.0,
+        run_rows=0,
+        weights=weights,
+        classes=("PipelineUser",),
+    )
+
+
+def _say_floor(hists: dict[str, Histogram]) -> None:
+    for name, h in hists.items():
+        say(
+            f"  {name:<13} n={h.count:>6,}  p50 {report.fmt_us(h.value_at(50))}  "
+            f"p99 {report.fmt_us(h.value_at(99))}"
+        )
+
+
+def _measure(
+    args: argparse.Namespace, out: Path, pipeline_target: str, console_url: str | None
+) -> dict[str, Any]:
+    """Floor, calibration, warm load and large feed against running services.
+
+    The floor loops bracket the Locust phases: half of each loop's budget runs
+    before them, half after, and the halves are merged. On a shared machine the
+    background load drifts over minutes; bracketing exposes numerator (Locust)
+    and denominator (floor) to the same drift, which keeps the ratios steady.
+    """
+    target = parse_grpc_target(pipeline_target)
+    half = floor.Bounds(
+        max_calls=max(1, args.floor_calls // 2),
+        max_seconds=args.floor_seconds / 2,
+        wait_min=args.wait_min,
+        wait_max=args.wait_max,
+    )
+    say(
+        f"floor (first half): health Check, GetDag (tight and paced) and GET /api/dag loops "
+        f"(≤{half.max_calls} calls, ≤{half.max_seconds:g}s each)"
+    )
+    floor_hists = floor.run(target, console_url, half)
+    _say_floor(floor_hists)
+
+    calibration = None
+    if args.calibration_seconds > 0:
+        cal = warm.run(
+            _calibration_plan(args),
+            pipeline_target,
+            None,
+            out / "raw" / "calibration",
+            load_progress("calibration (Locust, 1 user, GetDag)"),
+        )
+        calibration = cal.recorder
+
+    plan = _plan(args)
+    classes = plan.classes if console_url else ("PipelineUser",)
+    plan = warm.LoadPlan(**{**plan.to_json(), "classes": classes})
+    result = warm.run(
+        plan,
+        pipeline_target,
+        console_url,
+        out / "raw" / "warm",
+        load_progress(f"warm load ({plan.users} users)"),
+    )
+    warm_json = warm_section(result)
+
+    say("floor (second half), merged with the first")
+    for name, h in floor.run(target, console_url, half).items():
+        floor_hists[name].merge(h)
+    _say_floor(floor_hists)
+
+    large = None
+    if args.large_rows > 0 and console_url:
+        from bench import large_feed
+
+        with ticking(f"large feed: {args.large_rows:,} rows, library vs gRPC vs console", 30):
+            large = large_feed.run(
+                args.large_rows, target.addr, console_url, args.large_repeats, say
+            ).to_json()
+    return {
+        "floor": floor_hists,
+        "calibration": calibration,
+        "warm": warm_json,
+        "large": large,
+        "plan": plan,
+    }
+
+
+def _portable(arg: str) -> str:
+    """A command-line argument without this machine's absolute paths."""
+    if arg == sys.executable:
+        return "python"
+    if arg.startswith("/"):
+        path = Path(arg)
+        return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else path.name
+    return arg
+
+
+def warm_section(result: warm.LocustResult) -> dict[str, Any]:
+    section = report.warm_section(result.recorder, result.stats)
+    section["locust_command"] = [_portable(arg) for arg in result.command]
+    return section
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    started = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    remote = bool(args.pipeline_target)
+    if remote:
+        target = parse_grpc_target(args.pipeline_target)
+        require_loopback("--pipeline-target", target.host, args.allow_remote)
+        if args.console_url:
+            require_loopback(
+                "--console-url", urlsplit(args.console_url).hostname or "", args.allow_remote
+            )
+        commit, dirty = _head()
+        meta: dict[str, Any] = {
+            "commit": commit,
+            "tag": args.label or f"remote-{started.replace(':', '')}",
+            "dirty": dirty,
+            "images": None,
+        }
+        refs: dict[str, str] = {}
+    else:
+        meta, refs = _images(args)
+    out = Path(args.output) if args.output else RESULTS / meta["tag"]
+    out.mkdir(parents=True, exist_ok=True)
+    say(f"results → {out}")
+    machine_info = machine.info(docker=not remote)
+
+    cold_samples: list[dict[str, Any]] | None = None
+    if not remote and args.cold_samples > 0:
+        say(f"cold: {args.cold_samples} samples, fresh pipeline + console containers each")
+
+        def show(i: int, s: cold.ColdSample) -> None:
+            say(
+                f"  cold {i}/{args.cold_samples}: SERVING {s.serving_s:.2f}s "
+                f"(bare python {s.python_start_s:.2f}s), first GetDag "
+                f"{report.fmt_us(s.first_rpc_us)}, console up {s.console_start_s:.2f}s, "
+                f"first /api/dag {report.fmt_us(s.console_first_us)}"
+            )
+
+        samples = cold.run(refs["pipeline"], refs["console"], args.cold_samples, show)
+        cold_samples = [s.to_json() for s in samples]
+
+    if remote:
+        measured = _measure(args, out, args.pipeline_target, args.console_url)
+        target_desc = f"{args.pipeline_target} + {args.console_url or 'no console'}"
+    else:
+        from harness import containers
+
+        say("warm: starting one pipeline + console stack on loopback")
+        stack = containers.start_stack(refs["pipeline"], refs["console"])
+        try:
+            measured = _measure(args, out, stack.pipeline.addr, stack.console.url)
+        finally:
+            stack.remove()
+        target_desc = "local containers (host network, 127.0.0.1)"
+
+    # Another process busy on the same cores skews everything: say how busy it was.
+    machine_info["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    parameters = {
+        "cold_samples": 0 if cold_samples is None else len(cold_samples),
+        "load": measured["plan"].to_json(),
+        "calibration_seconds": args.calibration_seconds,
+        "floor": {"max_calls": args.floor_calls, "max_seconds": args.floor_seconds},
+        "large_rows": args.large_rows,
+        "large_repeats": args.large_repeats,
+    }
+    result = report.assemble(
+        meta={
+            "kind": "bench-report",
+            "created": started,
+            "target": target_desc,
+            "commit": meta["commit"],
+            "tag": meta["tag"],
+            "dirty": meta["dirty"],
+            # The bench code that measured (may differ from the images' commit).
+            "bench_commit": "".join(_bench_head()),
+        },
+        machine=machine_info,
+        images=meta["images"],
+        locust_version=warm.locust_version(),
+        parameters=parameters,
+        cold_samples=cold_samples,
+        warm=measured["warm"],
+        floor=measured["floor"],
+        calibration=measured["calibration"],
+        large_feed=measured["large"],
+    )
+    report.write(out, result, measured["floor"])
+    say(
+        f"wrote {out / report.REPORT_JSON}, {report.REPORT_MD}, {report.CDF_PNG}, "
+        f"{report.TIMELINE_PNG}"
+    )
+    for name, r in result["ratios"].items():
+        say(f"  {name:<44} {r['value']:>9.3f}{'' if r['gated'] else '  (not gated)'}")
+    return 0
+
+
+# --- compare / report -------------------------------------------------------
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    try:
+        current = report.load(Path(args.result))
+        baseline = report.load(Path(args.baseline))
+        verdicts = ratios.judge(baseline["ratios"], current["ratios"], args.threshold)
+    except (OSError, ValueError, KeyError) as err:
+        print(f"bench compare: {err}", file=sys.stderr)
+        return 2
+    print(
+        f"baseline {baseline['tag']} ({baseline['created']}) vs {current['tag']} "
+        f"({current['created']}), threshold +{args.threshold:.0%}"
+    )
+    print(ratios.render_verdicts(verdicts, args.threshold))
+    differences = ratios.parameter_differences(
+        baseline.get("parameters") or {}, current.get("parameters") or {}
+    )
+    if differences:
+        print(
+            "warning: the runs were made with different parameters, so their ratios "
+            "are not strictly comparable:\n  " + "\n  ".join(differences),
+            file=sys.stderr,
+        )
+    return 1 if any(v.status == "regressed" for v in verdicts) else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    for path in report.render(Path(args.result), recompute=args.recompute):
+        print(path)
+    return 0
+
+
+def cmd_hist(args: argparse.Namespace) -> int:
+    """Percentiles of a stock `locust -f bench/locustfile.py` run (any number of
+    processes or machines: put their hist-*.json files in one folder)."""
+    from bench.recorder import load_dir
+
+    try:
+        merged = load_dir(Path(args.folder))
+    except (OSError, ValueError) as err:
+        print(f"bench hist: {err}", file=sys.stderr)
+        return 2
+    window = merged.window_seconds
+    print(
+        f"{'name':<14} {'calls':>8} {'rps':>8} {'p50':>10} {'p90':>10} {'p95':>10} "
+        f"{'p99':>10} {'max':>10}  errors"
+    )
+    for name, stats in sorted(merged.methods.items()):
+        h = stats.histogram
+        cols = [report.fmt_us(h.value_at(p)) if h.count else "-" for p in (50, 90, 95, 99)]
+        codes = ", ".join(f"{c} x{n}" for c, n in sorted(stats.errors.items())) or "-"
+        rps = f"{stats.calls / window:.1f}" if window else "-"
+        print(
+            f"{name:<14} {stats.calls:>8,} {rps:>8} "
+            + " ".join(f"{c:>10}" for c in cols)
+            + f" {report.fmt_us(h.max) if h.count else '-':>10}  {codes}"
+        )
+    print(f"window {window:.1f}s after warm-up; latency of successful calls, µs resolution")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="cold + warm + floor + large feed, then write the report")
+    r.add_argument("--output", help="result folder (default bench/results/<image tag>)")
+    r.add_argument(
+        "--allow-dirty", action="store_true", help="build from a dirty tree (tag <sha>-dirty)"
+    )
+    r.add_argument("--pipeline-image", help="use this pipeline image instead of building")
+    r.add_argument("--console-image", help="use this console image instead of building")
+    r.add_argument("--cold-samples", type=int, default=5, help="fresh-container samples (5)")
+    r.add_argument("--users", type=int, default=4, help="Locust users in the warm phase (4)")
+    r.add_argument("--console-users", type=int, default=1, help="of which ConsoleUser (1)")
+    r.add_argument("--seconds", type=int, default=20, help="measured warm seconds (20)")
+    r.add_argument("--warmup", type=int, default=5, help="warm-up seconds, excluded (5)")
+    r.add_argument("--wait-min", type=float, default=0.05, help="per-user pause min, s (0.05)")
+    r.add_argument("--wait-max", type=float, default=0.2, help="per-user pause max, s (0.2)")
+    r.add_argument(
+        "--weight",
+        action="append",
+        metavar="NAME=N",
+        help="task weight, e.g. run_pipeline=0, get_dag=20 (repeatable)",
+    )
+    r.add_argument(
+        "--run-rows", type=int, default=2000, help="rows of the small RunPipeline feed (2000)"
+    )
+    r.add_argument("--floor-seconds", type=float, default=5.0, help="max seconds per floor loop")
+    r.add_argument("--floor-calls", type=int, default=5000, help="max calls per floor loop")
+    r.add_argument(
+        "--calibration-seconds", type=int, default=5, help="Locust 1-user GetDag seconds (0 skips)"
+    )
+    r.add_argument(
+        "--large-rows",
+        type=int,
+        default=1_000_000,
+        help="stop_times rows of the large-feed case (0 skips)",
+    )
+    r.add_argument("--large-repeats", type=int, default=1, help="large-feed rounds (median)")
+    r.add_argument("--pipeline-target", help="bench a running pipeline (host:port or https URL)")
+    r.add_argument("--console-url", help="and its console (http(s)://host[:port])")
+    r.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow non-loopback targets (a deployed environment)",
+    )
+    r.add_argument("--label", help="result folder name for --pipeline-target runs")
+    r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("compare", help="exit 1 when a gated ratio regressed past the threshold")
+    c.add_argument("result", help="result folder or its report.json")
+    c.add_argument("--baseline", default=str(BASELINE), help="default bench/results/baseline")
+    c.add_argument(
+        "--threshold",
+        type=float,
+        default=ratios.DEFAULT_THRESHOLD,
+        help=f"allowed growth of a ratio (default {ratios.DEFAULT_THRESHOLD})",
+    )
+    c.set_defaults(func=cmd_compare)
+
+    h = sub.add_parser("hist", help="percentiles from a stock Locust run's hist-*.json files")
+    h.add_argument("folder", help="the --bench-hist-dir of the run")
+    h.set_defaults(func=cmd_hist)
+
+    rep = sub.add_parser("report", help="re-render report.md and charts from report.json + raw/")
+    rep.add_argument("result")
+    rep.add_argument(
+        "--recompute",
+        action="store_true",
+        help="derive the ratios again with the current definitions (rewrites report.json)",
+    )
+    rep.set_defaults(func=cmd_report)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "run" and bool(args.pipeline_image) != bool(args.console_image):
+        parser().error("--pipeline-image and --console-image go together")
+    try:
+        code: int = args.func(args)
+    except TargetError as err:
+        print(f"bench: {err}", file=sys.stderr)
+        return 2
+    except (cold.ColdStartFailed, warm.LocustFailed) as err:
+        print(f"bench: {err}", file=sys.stderr)
+        return 1
+    return code

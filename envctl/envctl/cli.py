@@ -1,0 +1,228 @@
+"""envctl: the one tool that reads and writes environments/*.yaml.
+
+    envctl validate [ENV...]          schema + policy for the named (default: all) files
+    envctl render ENV [--backend]     root-stack variables as JSON (or the gcs backend config)
+    envctl diff ENV [--base REV]      what the working-tree change does, in words
+    envctl set-image ENV SERVICE --commit SHA [--digest sha256:...]
+    envctl promote FROM TO [--commit SHA]
+    envctl rollback ENV [--to SHA]
+    envctl history ENV
+
+``--json`` (before or after the command) prints machine-readable output on stdout.
+Exit status: 0 success, 1 failure (one line per problem on stderr: file, field,
+message), 2 bad usage. ``$ENVCTL_NOW`` (RFC 3339) replaces the clock for freeze checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from envctl import gitrepo
+from envctl.diff import describe, to_markdown
+from envctl.errors import EnvctlError
+from envctl.freeze import now_utc
+from envctl.history import releases
+from envctl.load import (
+    env_file,
+    find_repo_root,
+    list_environments,
+    load_environment,
+    parse_environment,
+)
+from envctl.release import Outcome, promote, rollback, set_image
+from envctl.render import backend_config, render, to_json
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse's usage error, as one clear line
+        self.exit(EXIT_USAGE, f"envctl: {message} (see: envctl --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
+    )
+    common.add_argument(
+        "--repo",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="repository root (default: found from cwd)",
+    )
+    parser = _Parser(
+        prog="envctl",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("validate", parents=[common], help="check files against schema and policy")
+    p.add_argument("envs", nargs="*", metavar="ENV")
+    p.set_defaults(run=_validate)
+
+    p = sub.add_parser("render", parents=[common], help="the root stack's variables as JSON")
+    p.add_argument("env", metavar="ENV")
+    p.add_argument("--backend", action="store_true", help="print the gcs backend config instead")
+    p.set_defaults(run=_render)
+
+    p = sub.add_parser("diff", parents=[common], help="what the change to ENV does, in words")
+    p.add_argument("env", metavar="ENV")
+    p.add_argument("--base", default="HEAD", help="git revision to compare with (default: HEAD)")
+    p.set_defaults(run=_diff)
+
+    p = sub.add_parser("set-image", parents=[common], help="point a service at a built image")
+    p.add_argument("env", metavar="ENV")
+    p.add_argument("service", metavar="SERVICE")
+    p.add_argument(
+        "--commit", required=True, help="full 40-hex commit SHA the image was built from"
+    )
+    p.add_argument("--digest", help="registry digest sha256:... (required for cloud environments)")
+    p.set_defaults(run=_set_image)
+
+    p = sub.add_parser("promote", parents=[common], help="copy FROM's images into TO")
+    p.add_argument("source", metavar="FROM")
+    p.add_argument("target", metavar="TO")
+    p.add_argument("--commit", help="promote the FROM release with this SHA (default: current)")
+    p.set_defaults(run=_promote)
+
+    p = sub.add_parser("rollback", parents=[common], help="restore an earlier release")
+    p.add_argument("env", metavar="ENV")
+    p.add_argument("--to", help="SHA of a release ENV ran (default: the previous one)")
+    p.set_defaults(run=_rollback)
+
+    p = sub.add_parser("history", parents=[common], help="list ENV's releases, newest first")
+    p.add_argument("env", metavar="ENV")
+    p.set_defaults(run=_history)
+    return parser
+
+
+# Each command returns (exit status, JSON-able result, text for stdout).
+Result = tuple[int, Any, str]
+
+
+def _validate(root: Path, args: argparse.Namespace) -> Result:
+    names = args.envs or list_environments(root)
+    report: dict[str, Any] = {}
+    failures: list[EnvctlError] = []
+    for name in names:
+        try:
+            load_environment(root, name)
+            report[name] = {"ok": True, "problems": []}
+        except EnvctlError as exc:
+            failures.append(exc)
+            problems = [p.as_dict() for p in exc.problems] or [{"message": str(exc)}]
+            report[name] = {"ok": False, "problems": problems}
+    for failure in failures:
+        _stderr(failure.lines())
+    ok = not failures
+    text = "".join(f"{env_file(n)}: ok\n" for n, r in report.items() if r["ok"])
+    return (EXIT_OK if ok else EXIT_FAIL), {"ok": ok, "environments": report}, text
+
+
+def _render(root: Path, args: argparse.Namespace) -> Result:
+    env = load_environment(root, args.env)
+    if args.backend:
+        if not env.is_cloud:
+            raise EnvctlError(f"{env.file}: platform: {env.name} has no OpenTofu state (docker)")
+        config = backend_config(env)
+        return EXIT_OK, config, "".join(f'{k} = "{v}"\n' for k, v in sorted(config.items()))
+    rendered = render(env)
+    return EXIT_OK, rendered, to_json(rendered)
+
+
+def _diff(root: Path, args: argparse.Namespace) -> Result:
+    after = load_environment(root, args.env)
+    try:
+        gitrepo.git(root, "rev-parse", "--verify", "--quiet", f"{args.base}^{{commit}}")
+    except EnvctlError:
+        raise EnvctlError(f"--base {args.base!r} is not a commit of this repository") from None
+    old_text = gitrepo.show(root, args.base, after.file)
+    before = None
+    if old_text is not None:
+        before = parse_environment(
+            root, args.env, old_text, check=False, file=f"{args.base}:{after.file}"
+        ).data
+    changes = describe(before, after.data)
+    result = {"environment": args.env, "base": args.base, "changes": [c.as_dict() for c in changes]}
+    return EXIT_OK, result, to_markdown(args.env, args.base, changes)
+
+
+def _set_image(root: Path, args: argparse.Namespace) -> Result:
+    outcome = set_image(root, args.env, args.service, args.commit, args.digest, now_utc())
+    return _outcome(outcome)
+
+
+def _promote(root: Path, args: argparse.Namespace) -> Result:
+    return _outcome(promote(root, args.source, args.target, now_utc(), args.commit))
+
+
+def _rollback(root: Path, args: argparse.Namespace) -> Result:
+    return _outcome(rollback(root, args.env, args.to))
+
+
+def _outcome(outcome: Outcome) -> Result:
+    if outcome.changed:
+        text = f"{outcome.commit}: {outcome.message}\n"
+    else:
+        text = f"{outcome.message}; nothing to commit\n"
+    return EXIT_OK, outcome.as_dict(), text
+
+
+def _history(root: Path, args: argparse.Namespace) -> Result:
+    load_environment(root, args.env)  # a clear error for an unknown or broken environment
+    found = releases(root, args.env)
+    lines = []
+    for r in found:
+        flags = " ".join(filter(None, [r.action or "", "(rolled back)" if r.rolled_back else ""]))
+        lines.append(f"{r.date}  {r.change[:12]}  {r.author}  {flags}".rstrip())
+        for name, image in sorted(r.images.items()):
+            lines.append(f"    {name:<12} {image.commit}  {image.digest or '-'}")
+    text = "\n".join(lines) + "\n" if lines else f"no releases of {args.env} yet\n"
+    return EXIT_OK, {"environment": args.env, "releases": [r.as_dict() for r in found]}, text
+
+
+def _stderr(lines: Sequence[str]) -> None:
+    for line in lines:
+        sys.stderr.write(f"{line}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    as_json = getattr(args, "json", False)
+    run: Callable[[Path, argparse.Namespace], Result] = args.run
+    try:
+        root = find_repo_root(getattr(args, "repo", None))
+        status, result, text = run(root, args)
+    except EnvctlError as exc:
+        _stderr(exc.lines())
+        if as_json:
+            errors = [p.as_dict() for p in exc.problems] or [{"message": str(exc)}]
+            sys.stdout.write(json.dumps({"ok": False, "errors": errors}, indent=2) + "\n")
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a bug in envctl: still one line, traceback on request
+        if os.environ.get("ENVCTL_DEBUG"):
+            raise
+        _stderr(
+            [f"envctl: internal error: {type(exc).__name__}: {exc} (ENVCTL_DEBUG=1 shows more)"]
+        )
+        return 70
+    if as_json:
+        sys.stdout.write(to_json(result))
+    elif text:
+        sys.stdout.write(text)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
