@@ -9,10 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from envctl.model import Environment
-
 Cli = Callable[..., Any]  # the `cli` fixture (conftest.py)
 EditEnv = Callable[..., str]  # the `edit_env` fixture (conftest.py)
 
