@@ -11,7 +11,6 @@ import io
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +49,14 @@ def json_log() -> Iterator[io.StringIO]:
 
 
 def start_pipeline(tmp_path: Path, observed: Observed, **overrides: Any) -> RunningServer:
-    settings = replace(
-        load_settings({}),
-        port=0,
-        pipelines_dir=FIXTURE_PIPELINES,
-        pipeline_name="simple",
-        data_dir=tmp_path,
-        **overrides,
+    settings = load_settings({}).model_copy(
+        update={
+            "port": 0,
+            "pipelines_dir": FIXTURE_PIPELINES,
+            "pipeline_name": "simple",
+            "data_dir": tmp_path,
+            **overrides,
+        }
     )
     return start(settings, host="127.0.0.1", telemetry=observed.telemetry)
 

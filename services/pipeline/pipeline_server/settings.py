@@ -1,8 +1,9 @@
 """Settings of the pipeline service, read once from the environment.
 
 Every cap that protects the service from a hostile or broken upload is here,
-with the environment variable that overrides it. Nonsense (a negative cap, a
-port that is not a number) stops start-up with a message naming the variable.
+with the environment variable that overrides it (each field's alias). Nonsense
+(a negative cap, a port that is not a number) stops start-up with a message
+naming the variable.
 """
 
 from __future__ import annotations
@@ -10,8 +11,19 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUseDefault
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 MIB = 1024 * 1024
 # Google's signing certificates for ID tokens, x509 PEM by key id.
@@ -22,118 +34,88 @@ class SettingsError(ValueError):
     """An environment variable holds a value the service cannot use."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    port: int
-    pipelines_dir: Path
-    pipeline_name: str
-    image_commit: str
-    # Compressed size of one upload (PIPELINE_MAX_UPLOAD_BYTES).
-    max_upload_bytes: int = 512 * MIB
-    # Total uncompressed size of the .txt entries of one feed: the zip-bomb cap.
-    max_uncompressed_bytes: int = 4096 * MIB
-    # Uncompressed / compressed, per entry: real GTFS CSV compresses ~5-15x;
-    # a bomb compresses ~1000x.
-    max_compression_ratio: int = 200
-    # Entries in one zip: GTFS has ~30 files; thousands means something is off.
-    max_zip_entries: int = 1000
-    # Runs executing at once on this instance; more get RESOURCE_EXHAUSTED.
-    max_concurrent_runs: int = 2
-    # Finished runs kept in memory (newest kept).
-    max_history_runs: int = 200
-    # Total bytes of run outputs kept on local disk (oldest evicted first).
-    max_output_bytes: int = 2048 * MIB
-    # Where outputs and in-flight uploads live (Cloud Run: in-memory tmpfs).
-    data_dir: Path = Path(tempfile.gettempdir()) / "pipeline-server"
-    # Size of each DownloadOutput message; well under gRPC's 4 MiB default.
-    download_chunk_bytes: int = 1 * MIB
-    # Seconds in-flight RPCs get to finish on SIGTERM (Cloud Run gives 10).
-    shutdown_grace_seconds: float = 8.0
-    # Worker threads of the gRPC server.
-    max_workers: int = 16
-    # Defence in depth behind Cloud Run IAM (ADR 0018): every RPC but health and
-    # reflection must carry a Google ID token (PIPELINE_REQUIRE_ID_TOKEN) ...
-    require_id_token: bool = False
-    # ... for one of these audiences, the pipeline's URL (PIPELINE_TOKEN_AUDIENCE,
-    # comma-separated: a service answers on more than one URL) ...
-    token_audiences: tuple[str, ...] = ()
-    # ... from one of these identities (PIPELINE_ALLOWED_INVOKERS, emails).
-    allowed_invokers: frozenset[str] = frozenset()
-    # Where the signers' certificates are (PIPELINE_ID_TOKEN_CERTS_URL; tests
-    # point it at a local endpoint).
-    id_token_certs_url: str = GOOGLE_ID_TOKEN_CERTS_URL
-
-    @property
-    def pipeline_dir(self) -> Path:
-        return self.pipelines_dir / self.pipeline_name
+# --- how one variable's text becomes a value ----------------------------------
+# Each raises ValueError with the reason only; load_settings() puts the
+# variable and its value in front: "PORT='http' is not an integer".
 
 
-# Environment variable → (field, parser). One table so the README and the
-# error messages name the same variables.
-_INT_VARS: dict[str, str] = {
-    "PIPELINE_MAX_UPLOAD_BYTES": "max_upload_bytes",
-    "PIPELINE_MAX_UNCOMPRESSED_BYTES": "max_uncompressed_bytes",
-    "PIPELINE_MAX_COMPRESSION_RATIO": "max_compression_ratio",
-    "PIPELINE_MAX_ZIP_ENTRIES": "max_zip_entries",
-    "PIPELINE_MAX_CONCURRENT_RUNS": "max_concurrent_runs",
-    "PIPELINE_MAX_HISTORY_RUNS": "max_history_runs",
-    "PIPELINE_MAX_OUTPUT_BYTES": "max_output_bytes",
-    "PIPELINE_DOWNLOAD_CHUNK_BYTES": "download_chunk_bytes",
-    "PIPELINE_MAX_WORKERS": "max_workers",
-}
+def _integer(raw: object) -> object:
+    if isinstance(raw, str):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError("is not an integer") from None
+    return raw
 
 
-def _positive_int(name: str, raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not an integer") from None
+def _positive(value: int) -> int:
     if value <= 0:
-        raise SettingsError(f"{name}={raw!r} must be greater than 0")
+        raise ValueError("must be greater than 0")
     return value
 
 
-def _bool(name: str, raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in {"true", "1", "yes"}:
-        return True
-    if value in {"false", "0", "no", ""}:
-        return False
-    raise SettingsError(f"{name}={raw!r} must be true or false")
+def _tcp_port(value: int) -> int:
+    if value > 65535:
+        raise ValueError("is not a TCP port (1-65535)")
+    return value
 
 
-def _csv(raw: str) -> list[str]:
-    return [item.strip() for item in raw.split(",") if item.strip()]
+def _number(raw: object) -> object:
+    if isinstance(raw, str):
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError("is not a number") from None
+    return raw
 
 
-def _auth_values(env: Mapping[str, str]) -> dict[str, object]:
-    values: dict[str, object] = {
-        "require_id_token": _bool(
-            "PIPELINE_REQUIRE_ID_TOKEN", env.get("PIPELINE_REQUIRE_ID_TOKEN", "false")
-        ),
-        "token_audiences": tuple(_csv(env.get("PIPELINE_TOKEN_AUDIENCE", ""))),
-        "allowed_invokers": frozenset(
-            e.lower() for e in _csv(env.get("PIPELINE_ALLOWED_INVOKERS", ""))
-        ),
-    }
-    certs_url = env.get("PIPELINE_ID_TOKEN_CERTS_URL", "").strip()
-    if certs_url:
-        if not certs_url.startswith(("https://", "http://")):
-            raise SettingsError(f"PIPELINE_ID_TOKEN_CERTS_URL={certs_url!r} is not a URL")
-        values["id_token_certs_url"] = certs_url
-    if values["require_id_token"]:
-        # Refuse to start rather than refuse every call, or accept any.
-        if not values["token_audiences"]:
-            raise SettingsError(
-                "PIPELINE_REQUIRE_ID_TOKEN=true needs PIPELINE_TOKEN_AUDIENCE "
-                "(the pipeline's URL, e.g. https://pipeline-123456789.europe-west1.run.app)"
-            )
-        if not values["allowed_invokers"]:
-            raise SettingsError(
-                "PIPELINE_REQUIRE_ID_TOKEN=true needs PIPELINE_ALLOWED_INVOKERS "
-                "(comma-separated service account emails)"
-            )
-    return values
+def _boolean(raw: object) -> object:
+    if isinstance(raw, str):
+        value = raw.strip().lower()
+        if value in {"true", "1", "yes"}:
+            return True
+        if value in {"false", "0", "no", ""}:
+            return False
+        raise ValueError("must be true or false")
+    return raw
+
+
+def _csv(raw: object) -> object:
+    if isinstance(raw, str):
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    return raw
+
+
+def _lower(values: frozenset[str]) -> frozenset[str]:
+    return frozenset(value.lower() for value in values)
+
+
+def _blank_is_default(raw: object) -> object:
+    # Deploy tooling writes empty strings for "not set".
+    if isinstance(raw, str):
+        if not raw.strip():
+            raise PydanticUseDefault
+        return raw.strip()
+    return raw
+
+
+def _blank_path_is_default(raw: object) -> object:
+    # Only the empty string: a path made of blanks is a (strange) path.
+    if raw == "":
+        raise PydanticUseDefault
+    return raw
+
+
+def _url(value: str) -> str:
+    if not value.startswith(("https://", "http://")):
+        raise ValueError("is not a URL")
+    return value
+
+
+def _folder_name(value: str) -> str:
+    if not value or "/" in value or value.startswith("."):
+        raise ValueError("must be the name of one folder")
+    return value
 
 
 def _default_pipelines_dir() -> Path:
@@ -142,34 +124,199 @@ def _default_pipelines_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "pipelines"
 
 
+PositiveInt = Annotated[int, BeforeValidator(_integer), AfterValidator(_positive)]
+
+
+class Settings(BaseSettings):
+    """What the service reads from its environment; the alias is the variable."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="forbid", frozen=True)
+
+    port: Annotated[PositiveInt, AfterValidator(_tcp_port)] = Field(
+        default=50051, alias="PORT", description="TCP port to serve gRPC on (Cloud Run injects it)."
+    )
+    pipelines_dir: Annotated[Path, BeforeValidator(_blank_path_is_default)] = Field(
+        default_factory=_default_pipelines_dir,
+        alias="PIPELINES_DIR",
+        description="Folder holding the pipeline folders (empty: the checkout's pipelines/).",
+    )
+    pipeline_name: Annotated[str, AfterValidator(_folder_name)] = Field(
+        default="metro_schedule",
+        alias="PIPELINE_NAME",
+        description="Which folder of PIPELINES_DIR to serve: one folder name, no path.",
+    )
+    image_commit: str = Field(
+        default="unknown",
+        alias="IMAGE_COMMIT",
+        description="Git commit the image was built from, reported as the version.",
+    )
+    max_upload_bytes: PositiveInt = Field(
+        default=512 * MIB,
+        alias="PIPELINE_MAX_UPLOAD_BYTES",
+        description="Compressed size of one upload; more is RESOURCE_EXHAUSTED.",
+    )
+    max_uncompressed_bytes: PositiveInt = Field(
+        default=4096 * MIB,
+        alias="PIPELINE_MAX_UNCOMPRESSED_BYTES",
+        description="Total uncompressed size of the .txt entries of one feed: the zip-bomb cap.",
+    )
+    max_compression_ratio: PositiveInt = Field(
+        default=200,
+        alias="PIPELINE_MAX_COMPRESSION_RATIO",
+        description=(
+            "Uncompressed / compressed, per entry: real GTFS CSV compresses ~5-15x;"
+            " a bomb compresses ~1000x."
+        ),
+    )
+    max_zip_entries: PositiveInt = Field(
+        default=1000,
+        alias="PIPELINE_MAX_ZIP_ENTRIES",
+        description="Entries in one zip: GTFS has ~30 files; thousands means something is off.",
+    )
+    max_concurrent_runs: PositiveInt = Field(
+        default=2,
+        alias="PIPELINE_MAX_CONCURRENT_RUNS",
+        description="Runs executing at once on this instance; more get RESOURCE_EXHAUSTED.",
+    )
+    max_history_runs: PositiveInt = Field(
+        default=200,
+        alias="PIPELINE_MAX_HISTORY_RUNS",
+        description="Finished runs kept in memory (newest kept).",
+    )
+    max_output_bytes: PositiveInt = Field(
+        default=2048 * MIB,
+        alias="PIPELINE_MAX_OUTPUT_BYTES",
+        description="Total bytes of run outputs kept on local disk (oldest evicted first).",
+    )
+    data_dir: Path = Field(
+        default=Path(tempfile.gettempdir()) / "pipeline-server",
+        alias="PIPELINE_DATA_DIR",
+        description="Where outputs and in-flight uploads live (Cloud Run: in-memory tmpfs).",
+    )
+    download_chunk_bytes: PositiveInt = Field(
+        default=1 * MIB,
+        alias="PIPELINE_DOWNLOAD_CHUNK_BYTES",
+        description="Size of each DownloadOutput message; well under gRPC's 4 MiB default.",
+    )
+    shutdown_grace_seconds: Annotated[float, BeforeValidator(_number)] = Field(
+        default=8.0,
+        alias="PIPELINE_SHUTDOWN_GRACE_SECONDS",
+        description="Seconds in-flight RPCs get to finish on SIGTERM (Cloud Run gives 10).",
+    )
+    max_workers: PositiveInt = Field(
+        default=16, alias="PIPELINE_MAX_WORKERS", description="Worker threads of the gRPC server."
+    )
+    # Defence in depth behind Cloud Run IAM (ADR 0018).
+    require_id_token: Annotated[bool, BeforeValidator(_boolean)] = Field(
+        default=False,
+        alias="PIPELINE_REQUIRE_ID_TOKEN",
+        description="Every RPC but health and reflection must carry a Google ID token.",
+    )
+    token_audiences: Annotated[tuple[str, ...], BeforeValidator(_csv)] = Field(
+        default=(),
+        alias="PIPELINE_TOKEN_AUDIENCE",
+        description=(
+            "Audiences a token may be for: the pipeline's URLs, comma-separated"
+            " (a service answers on more than one URL)."
+        ),
+    )
+    allowed_invokers: Annotated[frozenset[str], BeforeValidator(_csv), AfterValidator(_lower)] = (
+        Field(
+            default=frozenset(),
+            alias="PIPELINE_ALLOWED_INVOKERS",
+            description="Identities a token may be from: emails, comma-separated, any case.",
+        )
+    )
+    id_token_certs_url: Annotated[str, BeforeValidator(_blank_is_default), AfterValidator(_url)] = (
+        Field(
+            default=GOOGLE_ID_TOKEN_CERTS_URL,
+            alias="PIPELINE_ID_TOKEN_CERTS_URL",
+            description="Where the signers' certificates are (tests point it at a local endpoint).",
+        )
+    )
+
+    @model_validator(mode="after")
+    def _auth_is_complete(self) -> Settings:
+        # Refuse to start rather than refuse every call, or accept any.
+        if self.require_id_token and not self.token_audiences:
+            raise ValueError(
+                "PIPELINE_REQUIRE_ID_TOKEN=true needs PIPELINE_TOKEN_AUDIENCE "
+                "(the pipeline's URL, e.g. https://pipeline-123456789.europe-west1.run.app)"
+            )
+        if self.require_id_token and not self.allowed_invokers:
+            raise ValueError(
+                "PIPELINE_REQUIRE_ID_TOKEN=true needs PIPELINE_ALLOWED_INVOKERS "
+                "(comma-separated service account emails)"
+            )
+        return self
+
+    @property
+    def pipeline_dir(self) -> Path:
+        return self.pipelines_dir / self.pipeline_name
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment only: no .env file, no secrets directory.
+        return init_settings, _Environment(settings_cls, _environ.get())
+
+
+# The environment load_settings() was given; None means os.environ.
+_environ: ContextVar[Mapping[str, str] | None] = ContextVar(
+    "pipeline_settings_environ", default=None
+)
+
+
+class _Environment(EnvSettingsSource):
+    """The environment source, over a given mapping and with every value as text.
+
+    The text goes to the field's validators as it is: pydantic-settings would
+    otherwise parse the list fields as JSON, where they are comma-separated.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str] | None) -> None:
+        self._environ = os.environ if environ is None else environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        # Names as they are: case-sensitive, as os.environ is on Linux.
+        return self._environ
+
+    def prepare_field_value(
+        self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool
+    ) -> Any:
+        return value
+
+
+def _problem(error: Mapping[str, Any], env: Mapping[str, str]) -> str:
+    """One validation error as a sentence naming the variable and its value."""
+    if error["type"] == "value_error":  # raised by a check above: its reason
+        reason = str(error["ctx"]["error"])
+    else:  # pydantic's own
+        reason = f"is not valid: {error['msg']}"
+    if not error["loc"]:  # a rule across variables: the reason names them
+        return reason
+    variable = str(error["loc"][0])
+    return f"{variable}={env.get(variable, error['input'])!r} {reason}"
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Read settings from the environment (``os.environ`` by default)."""
-    env = os.environ if environ is None else environ
-    port_raw = env.get("PORT", "50051")
-    port = _positive_int("PORT", port_raw)
-    if port > 65535:
-        raise SettingsError(f"PORT={port_raw!r} is not a TCP port (1-65535)")
-    values: dict[str, object] = {
-        "port": port,
-        "pipelines_dir": Path(env.get("PIPELINES_DIR") or _default_pipelines_dir()),
-        "pipeline_name": env.get("PIPELINE_NAME", "metro_schedule"),
-        "image_commit": env.get("IMAGE_COMMIT", "unknown"),
-    }
-    for var, field_name in _INT_VARS.items():
-        if var in env:
-            values[field_name] = _positive_int(var, env[var])
-    if "PIPELINE_DATA_DIR" in env:
-        values["data_dir"] = Path(env["PIPELINE_DATA_DIR"])
-    if "PIPELINE_SHUTDOWN_GRACE_SECONDS" in env:
-        raw = env["PIPELINE_SHUTDOWN_GRACE_SECONDS"]
-        try:
-            values["shutdown_grace_seconds"] = float(raw)
-        except ValueError:
-            raise SettingsError(
-                f"PIPELINE_SHUTDOWN_GRACE_SECONDS={raw!r} is not a number"
-            ) from None
-    values.update(_auth_values(env))
-    name = str(values["pipeline_name"])
-    if not name or "/" in name or name.startswith("."):
-        raise SettingsError(f"PIPELINE_NAME={name!r} must be the name of one folder")
-    return Settings(**values)  # type: ignore[arg-type]
+    """Read settings from the environment (``os.environ`` by default).
+
+    Raises SettingsError naming each variable that holds nonsense.
+    """
+    token = _environ.set(environ)
+    try:
+        return Settings()
+    except ValidationError as exc:
+        env = os.environ if environ is None else environ
+        problems = [_problem(error, env) for error in exc.errors()]
+        raise SettingsError("; ".join(problems)) from None
+    finally:
+        _environ.reset(token)

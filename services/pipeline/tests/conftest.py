@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -34,13 +33,14 @@ TINY_FEED: dict[str, str] = {
 def settings(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> Settings:
     # The server's main() logs at INFO; step log capture depends on that level.
     caplog.set_level(logging.INFO)
-    return replace(
-        load_settings({}),
-        port=free_port(),
-        pipelines_dir=FIXTURE_PIPELINES,
-        pipeline_name="simple",
-        image_commit="0123456789abcdef0123456789abcdef01234567",
-        data_dir=tmp_path,
+    return load_settings({}).model_copy(
+        update={
+            "port": free_port(),
+            "pipelines_dir": FIXTURE_PIPELINES,
+            "pipeline_name": "simple",
+            "image_commit": "0123456789abcdef0123456789abcdef01234567",
+            "data_dir": tmp_path,
+        }
     )
 
 
@@ -52,7 +52,7 @@ def serve(settings: Settings) -> Iterator[Callable[..., tuple[RunningServer, grp
     def _serve(**overrides: object) -> tuple[RunningServer, grpc.Channel]:
         # Each server gets its own port unless a test asks for one.
         overrides.setdefault("port", settings.port if not started else free_port())
-        running = start(replace(settings, **overrides), host="127.0.0.1")  # type: ignore[arg-type]
+        running = start(settings.model_copy(update=overrides), host="127.0.0.1")
         channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
         started.append((running, channel))
         return running, channel

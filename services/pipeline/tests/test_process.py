@@ -66,6 +66,31 @@ def test_nonsense_settings_are_refused(env: dict[str, str], variable: str) -> No
         load_settings(env)
 
 
+def test_every_nonsense_setting_is_named_at_once() -> None:
+    with pytest.raises(SettingsError) as refused:
+        load_settings({"PORT": "70000", "PIPELINE_MAX_WORKERS": "many"})
+    assert str(refused.value) == (
+        "PORT='70000' is not a TCP port (1-65535); PIPELINE_MAX_WORKERS='many' is not an integer"
+    )
+
+
+def test_a_given_environment_is_the_only_one_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "1234")
+    monkeypatch.setenv("PIPELINE_MAX_WORKERS", "nonsense")
+    assert load_settings({}).port == 50051
+    assert load_settings({"PORT": "4321"}).port == 4321
+    monkeypatch.delenv("PIPELINE_MAX_WORKERS")
+    assert load_settings().port == 1234
+
+
+def test_nonsense_setting_stops_the_process_without_a_traceback() -> None:
+    proc = run_server({"PORT": "http", "PIPELINES_DIR": str(FIXTURES), "PIPELINE_NAME": "simple"})
+    assert proc.returncode == 1
+    error = next(line for line in json_lines(proc.stdout) if line["severity"] == "ERROR")
+    assert error["message"] == "cannot start: PORT='http' is not an integer"
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
 def test_sigterm_drains_and_exits_cleanly(settings: Settings) -> None:
     port = settings.port  # a free loopback port
     env = {

@@ -51,12 +51,7 @@ def client_interceptors(telemetry: Telemetry) -> list[Any]:
     four would see unary-unary calls alone.
     """
     shared = _ClientTelemetry(telemetry)
-    return [
-        _UnaryUnary(shared),
-        _UnaryStream(shared),
-        _StreamUnary(shared),
-        _StreamStream(shared),
-    ]
+    return [kind(shared) for kind in _KINDS]
 
 
 class _ClientTelemetry:
@@ -152,48 +147,35 @@ class _ClientTelemetry:
         span.end()
 
 
-# grpc publishes no types, so the bases are Any to mypy.
-class _UnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+class _Interceptor:
+    """The one client interceptor; :data:`_KINDS` makes a class of it per call kind.
+
+    Each class adds one grpc.aio interface as a base and binds that interface's
+    method (``intercept_unary_unary``, ...) to :meth:`_intercept`. grpc calls it
+    positionally with the request, or the request iterator for client streams.
+    """
+
     def __init__(self, shared: _ClientTelemetry) -> None:
         self._shared = shared
 
-    async def intercept_unary_unary(
+    async def _intercept(
         self, continuation: Callable[..., Any], client_call_details: ClientCallDetails, request: Any
     ) -> Any:
         return await self._shared.intercept(continuation, client_call_details, request)
 
 
-class _UnaryStream(grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
-    def __init__(self, shared: _ClientTelemetry) -> None:
-        self._shared = shared
-
-    async def intercept_unary_stream(
-        self, continuation: Callable[..., Any], client_call_details: ClientCallDetails, request: Any
-    ) -> Any:
-        return await self._shared.intercept(continuation, client_call_details, request)
+def _for_kind(interface: type, method: str) -> type[_Interceptor]:
+    name = "_" + interface.__name__.removesuffix("ClientInterceptor")  # _UnaryUnary, ...
+    # type(), not a class statement: grpc publishes no types, so a class
+    # statement would subclass Any to mypy.
+    namespace = {method: _Interceptor._intercept, "__module__": __name__, "__qualname__": name}
+    return type(name, (_Interceptor, interface), namespace)
 
 
-class _StreamUnary(grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[misc]
-    def __init__(self, shared: _ClientTelemetry) -> None:
-        self._shared = shared
-
-    async def intercept_stream_unary(
-        self,
-        continuation: Callable[..., Any],
-        client_call_details: ClientCallDetails,
-        request_iterator: Any,
-    ) -> Any:
-        return await self._shared.intercept(continuation, client_call_details, request_iterator)
-
-
-class _StreamStream(grpc.aio.StreamStreamClientInterceptor):  # type: ignore[misc]
-    def __init__(self, shared: _ClientTelemetry) -> None:
-        self._shared = shared
-
-    async def intercept_stream_stream(
-        self,
-        continuation: Callable[..., Any],
-        client_call_details: ClientCallDetails,
-        request_iterator: Any,
-    ) -> Any:
-        return await self._shared.intercept(continuation, client_call_details, request_iterator)
+# In the order client_interceptors() returns them.
+_KINDS: tuple[type[_Interceptor], ...] = (
+    _for_kind(grpc.aio.UnaryUnaryClientInterceptor, "intercept_unary_unary"),
+    _for_kind(grpc.aio.UnaryStreamClientInterceptor, "intercept_unary_stream"),
+    _for_kind(grpc.aio.StreamUnaryClientInterceptor, "intercept_stream_unary"),
+    _for_kind(grpc.aio.StreamStreamClientInterceptor, "intercept_stream_stream"),
+)
