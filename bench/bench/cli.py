@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -102,28 +101,14 @@ def _inspect_size(ref: str) -> dict[str, Any]:
 
 
 def _head() -> tuple[str, bool]:
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    dirty = bool(
-        subprocess.run(
-            ["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    )
-    return commit, dirty
+    """HEAD, and whether anything in the tree (untracked files too) differs from it."""
+    return gitrepo.head(REPO), bool(gitrepo.changed(REPO))
 
 
 def _bench_head() -> tuple[str, str]:
-    """HEAD, and "-dirty" when bench/ itself has uncommitted changes."""
-    commit = _head()[0]
-    changed = subprocess.run(
-        ["git", "status", "--porcelain", "--", "bench", ":!bench/results"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    return commit, "-dirty" if changed else ""
+    """HEAD, and "-dirty" when the bench's own code has uncommitted changes."""
+    changed = gitrepo.changed(REPO, "bench", ":!bench/results")
+    return gitrepo.head(REPO), "-dirty" if changed else ""
 
 
 def _images(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:

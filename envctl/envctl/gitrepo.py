@@ -24,14 +24,31 @@ def git(repo_root: Path, *args: str) -> str:
     return result.stdout
 
 
+def head(repo_root: Path) -> str:
+    """The full SHA of HEAD."""
+    return git(repo_root, "rev-parse", "HEAD").strip()
+
+
+def changed(repo_root: Path, *pathspecs: str, untracked: bool = True) -> list[str]:
+    """Paths with uncommitted changes (staged or not), within ``pathspecs`` if given.
+
+    ``untracked`` says whether new files count. They do for what is built or measured
+    from the tree (an image holds untracked files as much as tracked ones); they do
+    not for the commit envctl makes, which holds exactly the file it changed.
+    """
+    args = ["status", "--porcelain", f"--untracked-files={'normal' if untracked else 'no'}"]
+    if pathspecs:
+        args += ["--", *pathspecs]
+    return [line[3:] for line in git(repo_root, *args).splitlines() if line.strip()]
+
+
 def require_clean(repo_root: Path) -> None:
     """Refuse to write when tracked files have uncommitted changes (staged or not).
 
     Untracked files do not count (as for ``git describe --dirty``): the commit envctl
     makes contains exactly the file it changed, and nothing else can slip in.
     """
-    status = git(repo_root, "status", "--porcelain", "--untracked-files=no")
-    dirty = [line[3:] for line in status.splitlines() if line.strip()]
+    dirty = changed(repo_root, untracked=False)
     if dirty:
         more = f" and {len(dirty) - 1} more" if len(dirty) > 1 else ""
         raise EnvctlError(

@@ -150,15 +150,28 @@ def build_local_base(tag: str = LOCAL_BASE) -> None:
         args = ["docker", "import"]
         for change in changes:
             args += ["--change", change]
-        tar = subprocess.Popen(
-            ["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE
-        )
-        subprocess.run([*args, "-", tag], stdin=tar.stdout, check=True, stdout=subprocess.DEVNULL)
-        if tar.wait() != 0:
-            raise RuntimeError("tar of the base rootfs failed")
+        _import_rootfs(rootfs, [*args, "-", tag])
         print(f"base image: built {tag} (python {version})", file=sys.stderr)  # noqa: T201
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _import_rootfs(rootfs: Path, docker_import: list[str]) -> None:
+    """Stream a tar of `rootfs` into `docker import`.
+
+    The context manager closes tar's pipe and waits for it on every path: a pipe
+    left open is a ResourceWarning, which the test suite (filterwarnings=error)
+    turns into a failure on the one run that builds the base, a fresh machine's
+    first."""
+    tar_args = ["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."]
+    with subprocess.Popen(tar_args, stdout=subprocess.PIPE) as tar:
+        assert tar.stdout is not None
+        try:
+            subprocess.run(docker_import, stdin=tar.stdout, check=True, stdout=subprocess.DEVNULL)
+        finally:
+            tar.stdout.close()
+    if tar.returncode != 0:
+        raise RuntimeError(f"tar of the base rootfs failed ({tar.returncode})")
 
 
 def _slim(rootfs: Path) -> None:

@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-import subprocess
 from pathlib import Path
+
+from envctl import gitrepo
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _git(*args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-    ).stdout
-
-
 def head_commit() -> str:
-    return _git("rev-parse", "HEAD").strip()
+    return gitrepo.head(REPO_ROOT)
 
 
 def is_dirty() -> bool:
     # Untracked files count: they end up in the image as much as tracked ones.
-    return bool(_git("status", "--porcelain", "--untracked-files=normal").strip())
+    return bool(gitrepo.changed(REPO_ROOT, untracked=True))
 
 
 def tree_files() -> list[str]:
@@ -29,7 +24,9 @@ def tree_files() -> list[str]:
 
     Generated code (services/proto/gen) is left out: it follows from the .proto
     files and the pinned generator, both of which are inputs."""
-    names = _git("ls-files", "--cached", "--others", "--exclude-standard", "-z").split("\0")
+    names = gitrepo.git(
+        REPO_ROOT, "ls-files", "--cached", "--others", "--exclude-standard", "-z"
+    ).split("\0")
     return sorted({n for n in names if n and (REPO_ROOT / n).is_file()})
 
 

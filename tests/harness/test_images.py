@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import subprocess
+from typing import Any
 
 import pytest
 
-from harness import images
+from harness import images, wheelhouse
 
 pytestmark = pytest.mark.docker
 
@@ -90,3 +91,57 @@ def test_unchanged_tree_reuses_the_images() -> None:
     assert all(image.reused for image in second.images.values())
     assert {s: i.id for s, i in second.images.items()} == {s: i.id for s, i in first.images.items()}
     assert images.load_manifest().tag == second.tag
+
+
+# What each image holds, read from its own Python: every distribution with its
+# version, and which of our import packages it can find.
+_INVENTORY = """
+import importlib.metadata as m, importlib.util as u, json
+dists = {d.metadata["Name"].lower().replace("_", "-").replace(".", "-"): d.version
+         for d in m.distributions()}
+ours = [p for p in ("pipeline_server", "console_server", "envctl", "harness", "bench",
+                    "testkit", "telemetry", "pipeline") if u.find_spec(p)]
+print(json.dumps({"dists": dists, "ours": ours}))
+"""
+
+
+def _inventory(ref: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            "python",
+            ref,
+            "-c",
+            _INVENTORY,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+@pytest.mark.parametrize("service", ["pipeline", "console"])
+def test_versions_inside_the_image_are_the_locks(built_images: images.Build, service: str) -> None:
+    inside = _inventory(built_images.ref(service))["dists"]
+    locked = wheelhouse.pins(service)
+    members = {"pipeline-proto", "service-telemetry", wheelhouse.COMPONENTS[service]}
+    third_party = {name: version for name, version in inside.items() if name not in members}
+    assert third_party == locked
+    assert members <= set(inside)
+
+
+def test_each_image_carries_only_its_own_service(built_images: images.Build) -> None:
+    pipeline = _inventory(built_images.ref("pipeline"))
+    console = _inventory(built_images.ref("console"))
+    assert pipeline["ours"] == ["pipeline_server", "telemetry", "pipeline"]
+    assert console["ours"] == ["console_server", "telemetry", "pipeline"]
+    assert not {"fastapi", "starlette", "uvicorn", "console-server"} & set(pipeline["dists"])
+    assert not {"polars", "pyarrow", "continuous-gtfs", "pipeline-server"} & set(console["dists"])
