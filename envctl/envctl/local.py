@@ -8,8 +8,9 @@ containers with (host networking, so every address is loopback):
      "console":  {"port": 8080, ..., "env": {"PIPELINE_ADDR": "127.0.0.1:50051",
                                              "PIPELINE_TLS": "false", ...}}}
 
-It mirrors what modules/stack injects on Cloud Run (NAME_ADDR, NAME_TLS; no audience,
-because locally there is no ID token).
+The variables are ``envctl.platform_env.service_env``: the file's ``env`` plus what the
+platform sets, from the same contract ``envctl render`` writes for Cloud Run (NAME_ADDR,
+NAME_TLS; no audience, because locally there is no ID token).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from envctl.errors import EnvctlError
-from envctl.model import CHECKOUT, Environment
-from envctl.policy import env_prefix
+from envctl.model import Environment
+from envctl.platform_env import declared_ports, service_env
 from envctl.probes import probe
 
 
@@ -51,29 +52,18 @@ def local_service_settings(
     chosen = dict(ports) if ports is not None else resolve_ports(env)
     settings: dict[str, dict[str, Any]] = {}
     for name, svc in env.services.items():
-        image_commit = env.image(name).commit
-        if image_commit == CHECKOUT:
-            image_commit = commit or ""  # the image itself carries IMAGE_COMMIT (its build arg)
-        variables = dict(svc["env"])
-        variables["PORT"] = str(chosen[name])
-        if image_commit:
-            variables["IMAGE_COMMIT"] = image_commit
-        for callee in env.calls(name):
-            variables[f"{env_prefix(callee)}_ADDR"] = f"127.0.0.1:{chosen[callee]}"
-            variables[f"{env_prefix(callee)}_TLS"] = "false"
         settings[name] = {
             "port": chosen[name],
             "protocol": svc["protocol"],
             "probes": {kind: probe(kind, spec) for kind, spec in sorted(svc["probes"].items())},
-            "env": dict(sorted(variables.items())),
+            "env": service_env(env, name, ports=chosen, commit=commit),
         }
     return settings
 
 
 def render_local(env: Environment) -> dict[str, Any]:
     """The docker environment as ``envctl render`` shows it (ports as written; 0 = free)."""
-    declared = {name: svc["port"] for name, svc in env.services.items()}
-    settings = local_service_settings(env, ports=declared)
+    settings = local_service_settings(env, ports=declared_ports(env))
     return {
         "environment": env.name,
         "platform": env.platform,

@@ -16,6 +16,7 @@ from typing import Any
 
 from envctl.errors import FieldPath, Problem
 from envctl.model import CHECKOUT, Environment
+from envctl.platform_env import platform_env
 from envctl.yamlio import parse
 
 Rule = Callable[[Environment], Iterator[Problem]]
@@ -226,37 +227,21 @@ def _internal_callee_needs_vpc(env: Environment) -> Iterator[Problem]:
 
 
 def injected_env(env: Environment, name: str) -> dict[str, str]:
-    """Variables envctl or the stack set for ``name``: names a file must not set itself."""
-    names = {"IMAGE_COMMIT": "envctl sets it from image.commit"}
-    names["PORT"] = "the platform sets it" if env.is_cloud else "envctl sets it from 'port'"
-    for var in ("K_SERVICE", "K_REVISION", "K_CONFIGURATION"):
-        names[var] = "Cloud Run sets it"
-    for callee in env.calls(name):
-        for suffix in ("ADDR", "TLS", "AUDIENCE"):
-            names[f"{env_prefix(callee)}_{suffix}"] = (
-                f"the deploy sets it because it calls {callee}"
-            )
-    if env.is_cloud and env.callers(name):
-        for suffix in ("REQUIRE_ID_TOKEN", "ALLOWED_INVOKERS"):
-            names[f"{env_prefix(name)}_{suffix}"] = "the deploy sets it from its callers"
-    return names
-
-
-def env_prefix(service: str) -> str:
-    """PIPELINE for 'pipeline', FEED_STORE for 'feed-store'."""
-    return service.upper().replace("-", "_")
+    """The names the platform owns for ``name`` (envctl.platform_env), each with why."""
+    return {var: value.explanation for var, value in platform_env(env, name).items()}
 
 
 @rule("reserved-env")
 def _reserved_env(env: Environment) -> Iterator[Problem]:
-    """A file does not set what the platform or the deploy injects, nor a name twice."""
+    """A file does not set what the platform sets (envctl.platform_env), nor a name twice."""
     for name, svc in env.services.items():
         reserved = injected_env(env, name)
         secrets = svc.get("secrets", {})
         for var in svc.get("env", {}):
             if var in reserved:
                 yield env.problem(
-                    _svc(name, "env", var), f"{name}: {var} is reserved: {reserved[var]}"
+                    _svc(name, "env", var),
+                    f"{name}: {var} is reserved: {reserved[var]}; remove it from env",
                 )
             elif var in secrets:
                 yield env.problem(
@@ -265,7 +250,8 @@ def _reserved_env(env: Environment) -> Iterator[Problem]:
         for var in secrets:
             if var in reserved:
                 yield env.problem(
-                    _svc(name, "secrets", var), f"{name}: {var} is reserved: {reserved[var]}"
+                    _svc(name, "secrets", var),
+                    f"{name}: {var} is reserved: {reserved[var]}; remove it from secrets",
                 )
 
 

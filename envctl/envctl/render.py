@@ -6,10 +6,15 @@ each one gets. Derived values are computed here, once:
 
 - the image reference REGISTRY/SERVICE@DIGEST (never a tag);
 - one service account per service (``svc-NAME``) and, from ``calls``, who invokes whom;
-- IMAGE_COMMIT, and for a called service NAME_REQUIRE_ID_TOKEN / NAME_ALLOWED_INVOKERS.
+- every variable the platform sets (``envctl.platform_env``): ``env`` is the file's
+  variables plus the platform's values (IMAGE_COMMIT, GOOGLE_CLOUD_PROJECT, NAME_TLS,
+  NAME_REQUIRE_ID_TOKEN, NAME_ALLOWED_INVOKERS), which modules/stack passes on as given;
+  ``url_env`` names the variables whose value is a Cloud Run URL (NAME_ADDR,
+  NAME_AUDIENCE, NAME_TOKEN_AUDIENCE) as ``{"service": NAME, "form": "url"|"address"}``,
+  and the stack only fills in the URL, because it holds the project number. Cloud Run
+  itself adds PORT and K_SERVICE/K_REVISION/K_CONFIGURATION.
 
-What needs the project number (a callee's URL for NAME_ADDR / NAME_AUDIENCE) is added
-by modules/stack from ``calls``; locally ``envctl.local`` does the same with loopback.
+For the docker platform ``envctl.local`` gives the same variables with loopback addresses.
 """
 
 from __future__ import annotations
@@ -20,7 +25,12 @@ from typing import Any
 
 from envctl.local import render_local
 from envctl.model import Environment
-from envctl.policy import env_prefix
+from envctl.platform_env import (
+    platform_env,
+    service_account_id,
+    service_env,
+    url_references,
+)
 from envctl.probes import probe
 
 INGRESS = {
@@ -34,14 +44,6 @@ REVISION = "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION"
 _REGISTRY = re.compile(
     r"^(?P<location>[a-z0-9-]+)-docker\.pkg\.dev/(?P<project>[^/]+)/(?P<repo>.+)$"
 )
-
-
-def service_account_id(service: str) -> str:
-    return f"svc-{service}"
-
-
-def service_account_email(env: Environment, service: str) -> str:
-    return f"{service_account_id(service)}@{env.project}.iam.gserviceaccount.com"
 
 
 def render(env: Environment) -> dict[str, Any]:
@@ -64,14 +66,6 @@ def _service(env: Environment, name: str) -> dict[str, Any]:
     svc = env.services[name]
     image = env.image(name)
     callers = env.callers(name)
-    env_vars = dict(svc["env"])
-    env_vars["IMAGE_COMMIT"] = image.commit
-    if callers:
-        # The callee checks the ID token itself too (defence in depth behind run.invoker).
-        prefix = env_prefix(name)
-        env_vars[f"{prefix}_REQUIRE_ID_TOKEN"] = "true"
-        emails = sorted(service_account_email(env, c) for c in callers)
-        env_vars[f"{prefix}_ALLOWED_INVOKERS"] = ",".join(emails)
     vpc = svc.get("vpc")
     return {
         "image": f"{env.registry}/{name}@{image.digest}",
@@ -91,7 +85,8 @@ def _service(env: Environment, name: str) -> dict[str, Any]:
         "http2": svc["http2"],
         "startup_probe": probe("startup", svc["probes"]["startup"]),
         "liveness_probe": probe("liveness", svc["probes"]["liveness"]),
-        "env": dict(sorted(env_vars.items())),
+        "env": service_env(env, name),
+        "url_env": url_references(platform_env(env, name)),
         "secret_env": {
             var: {"secret": ref["secret"], "version": ref["version"]}
             for var, ref in sorted(svc["secrets"].items())

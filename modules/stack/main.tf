@@ -9,32 +9,23 @@ data "google_project" "this" {
 locals {
   # Cloud Run's deterministic URL (https://NAME-PROJECT_NUMBER.REGION.run.app) is known
   # before the service exists, so a caller's environment can name its callee without a
-  # dependency cycle between instances of module.service.
+  # dependency cycle between instances of module.service. Each in the two forms a
+  # variable can hold: "url" (an ID-token audience) and "address" (host:443, a gRPC target).
   service_urls = {
     for name, _ in var.services : name => "https://${name}-${data.google_project.this.number}.${var.region}.run.app"
   }
-
-  # For each callee: NAME_ADDR (host:443), NAME_TLS and NAME_AUDIENCE (the ID-token
-  # audience). envctl.local injects the same names with loopback addresses.
-  call_env = {
-    for name, svc in var.services : name => merge([
-      for callee in svc.calls : {
-        "${upper(replace(callee, "-", "_"))}_ADDR"     = "${trimprefix(local.service_urls[callee], "https://")}:443"
-        "${upper(replace(callee, "-", "_"))}_TLS"      = "true"
-        "${upper(replace(callee, "-", "_"))}_AUDIENCE" = local.service_urls[callee]
-      }
-    ]...)
+  service_endpoints = {
+    for name, url in local.service_urls : name => { url = url, address = "${trimprefix(url, "https://")}:443" }
   }
 
-  # What each service needs to know about itself: the project, so log lines link to
-  # their traces in Cloud Trace (Cloud Run does not set it), and for a callee the
-  # audience its callers' ID tokens must carry (its own URL), next to the
-  # NAME_REQUIRE_ID_TOKEN / NAME_ALLOWED_INVOKERS that envctl renders (ADR 0018).
-  self_env = {
-    for name, svc in var.services : name => merge(
-      { "GOOGLE_CLOUD_PROJECT" = var.project_id },
-      length(svc.callers) > 0 ? { "${upper(replace(name, "-", "_"))}_TOKEN_AUDIENCE" = local.service_urls[name] } : {}
-    )
+  # envctl renders every variable the platform sets (envctl/platform_env.py): `env` is
+  # passed on as given; `url_env` names the variables whose value is a service's URL
+  # ({service, form}), which only this stack knows (the project number). The stack adds
+  # no variable of its own.
+  url_env = {
+    for name, svc in var.services : name => {
+      for key, ref in svc.url_env : key => local.service_endpoints[ref.service][ref.form]
+    }
   }
 
   secret_ids = {
@@ -95,7 +86,7 @@ module "service" {
   timeout_seconds     = each.value.timeout_seconds
   startup_probe       = each.value.startup_probe
   liveness_probe      = each.value.liveness_probe
-  env                 = merge(each.value.env, local.call_env[each.key], local.self_env[each.key])
+  env                 = merge(each.value.env, local.url_env[each.key])
   secret_env          = each.value.secret_env
   vpc_egress          = each.value.vpc_egress
   traffic             = each.value.traffic

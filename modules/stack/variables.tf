@@ -77,6 +77,10 @@ variable "services" {
       failure_threshold = number
     })
     env = map(string)
+    url_env = map(object({
+      service = string
+      form    = string
+    }))
     secret_env = map(object({
       secret  = string
       version = string
@@ -93,12 +97,21 @@ variable "services" {
       tag      = optional(string)
     }))
   }))
-  description = "Services by name, as `envctl render` writes them: image by digest, the commit it was built from, identity, exposure, callers/callees, sizing, probes, env, secret references, VPC egress and traffic split."
+  description = "Services by name, as `envctl render` writes them: image by digest, the commit it was built from, identity, exposure, callers/callees, sizing, probes, env (every plain variable, the platform's included), url_env (variables holding a service's Cloud Run URL: {service, form = url or address}), secret references, VPC egress and traffic split."
 
   validation {
     condition = alltrue([
       for name, svc in var.services : alltrue([for callee in svc.calls : contains(keys(var.services), callee)])
     ])
     error_message = "services[*].calls must name services of this environment."
+  }
+
+  validation {
+    condition = alltrue([
+      for name, svc in var.services : alltrue([
+        for key, ref in svc.url_env : contains(keys(var.services), ref.service) && contains(["url", "address"], ref.form) && !contains(keys(svc.env), key)
+      ])
+    ])
+    error_message = "services[*].url_env must name services of this environment, in form url or address, and variables not also in env."
   }
 }

@@ -158,6 +158,22 @@ CASES: list[tuple[str, str, str, list[Edit], str, str]] = [
     ),
     (
         "reserved-env",
+        "project",
+        "dev",
+        [("put", "services.console.env.GOOGLE_CLOUD_PROJECT", "other-project")],
+        "services.console.env.GOOGLE_CLOUD_PROJECT",
+        "the platform sets it",
+    ),
+    (
+        "reserved-env",
+        "token-audience",
+        "prod",
+        [("put", "services.pipeline.env.PIPELINE_TOKEN_AUDIENCE", "https://x.run.app")],
+        "services.pipeline.env.PIPELINE_TOKEN_AUDIENCE",
+        "because console calls it",
+    ),
+    (
+        "reserved-env",
         "env-and-secret",
         "dev",
         [

@@ -10,7 +10,6 @@ import pytest
 
 from envctl import hcl, tftypes
 from envctl.load import list_environments, load_environment
-from envctl.policy import injected_env
 from envctl.render import render
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,11 +69,11 @@ def test_the_type_checker_catches_a_mismatch() -> None:
     ]
 
 
-def test_stack_injects_the_call_variables_envctl_reserves() -> None:
-    """The names the stack injects for `calls` are the ones policy forbids files to set."""
+def test_stack_sets_no_variable_of_its_own() -> None:
+    """envctl.platform_env owns the names: the stack passes `env` on and fills `url_env`."""
+    main = hcl.load_tf(STACK / "main.tf")
+    (service,) = [m['"service"'] for m in main["module"] if '"service"' in m]
+    assert hcl.unquote(service["env"]) == "merge(each.value.env, local.url_env[each.key])"
     text = (STACK / "main.tf").read_text()
-    env = load_environment(ROOT, "dev")
-    reserved = injected_env(env, "console")
-    for suffix in ("ADDR", "TLS", "AUDIENCE"):
-        assert f'"${{upper(replace(callee, "-", "_"))}}_{suffix}"' in text
-        assert f"PIPELINE_{suffix}" in reserved
+    for computed in ("upper(", "GOOGLE_CLOUD_PROJECT", "_ADDR", "_TLS", "_AUDIENCE"):
+        assert computed not in text, f"modules/stack/main.tf computes a variable: {computed}"

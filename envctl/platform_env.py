@@ -1,0 +1,247 @@
+"""What the platform sets in a service's environment: one contract for both platforms.
+
+``platform_env(env, service)`` lists every variable the platform owns for ``service`` of
+``env``, each with where its value comes from and why. It is the only place that knows
+these names; everything else reads them from here:
+
+- ``envctl render`` (``envctl.render``) writes the ``RENDERED`` values into the service's
+  ``env`` and the ``SERVICE_URL`` references into its ``url_env``; modules/stack passes
+  ``env`` through as given and only turns each reference into the URL, because a Cloud
+  Run URL holds the project *number*, which the stack reads at plan time;
+- ``envctl.local`` starts docker containers with the ``RENDERED`` values;
+- the policy rule ``reserved-env`` refuses a file that sets any of these names itself.
+
+The names are the same on both platforms (a callee C, a called service S):
+
+    ==================== ================================ ==============================
+    variable             cloudrun                         docker
+    ==================== ================================ ==============================
+    PORT                 Cloud Run: the container port    envctl: ``port``
+    K_SERVICE,           Cloud Run                        unset
+    K_REVISION,
+    K_CONFIGURATION
+    IMAGE_COMMIT         envctl: ``image.commit``         envctl: ``image.commit`` (for
+                                                          'checkout': the image's own)
+    GOOGLE_CLOUD_PROJECT envctl: ``project``              unset (no project)
+    C_ADDR               stack: C's URL as HOST:443       envctl: 127.0.0.1:C's port
+    C_TLS                envctl: true                     envctl: false
+    C_AUDIENCE           stack: C's URL                   unset (no ID tokens locally)
+    S_REQUIRE_ID_TOKEN   envctl: true                     unset
+    S_ALLOWED_INVOKERS   envctl: the callers' accounts    unset
+    S_TOKEN_AUDIENCE     stack: S's own URL               unset
+    ==================== ================================ ==============================
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from envctl.model import CHECKOUT, Environment
+
+# Cloud Run sets PORT to the container port; modules/cloud-run-service defaults it to 8080
+# and the stack does not change it.
+CLOUD_RUN_PORT = 8080
+# The forms of a Cloud Run URL a variable can hold (url_env's ``form``; the stack knows both).
+URL = "url"  # https://NAME-PROJECT_NUMBER.REGION.run.app (an ID-token audience)
+ADDRESS = "address"  # NAME-PROJECT_NUMBER.REGION.run.app:443 (a gRPC target)
+
+
+class Source(enum.Enum):
+    RENDERED = "rendered"  # envctl computes the value; the platform passes it on as given
+    SERVICE_URL = "service-url"  # a Cloud Run URL: envctl names it, modules/stack fills it in
+    CLOUD_RUN = "cloud-run"  # Cloud Run sets it in every container; nothing renders it
+    UNSET = "unset"  # the platform owns the name and leaves it unset on this platform
+
+
+@dataclass(frozen=True)
+class ServiceUrl:
+    """A reference to ``service``'s Cloud Run URL in ``form`` (URL or ADDRESS)."""
+
+    service: str
+    form: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"service": self.service, "form": self.form}
+
+
+@dataclass(frozen=True)
+class PlatformVar:
+    name: str
+    source: Source
+    reason: str  # where the value comes from, for messages: "from image.commit"
+    value: str | None = None  # RENDERED; CLOUD_RUN when envctl can know it
+    url: ServiceUrl | None = None  # SERVICE_URL
+
+    @property
+    def explanation(self) -> str:
+        """Why a file must not set it: 'the platform sets it (...)'."""
+        if self.source is Source.UNSET:
+            return f"the platform owns it and leaves it unset on this platform ({self.reason})"
+        return f"the platform sets it ({self.reason})"
+
+
+def env_prefix(service: str) -> str:
+    """PIPELINE for 'pipeline', FEED_STORE for 'feed-store'."""
+    return service.upper().replace("-", "_")
+
+
+def service_account_id(service: str) -> str:
+    return f"svc-{service}"
+
+
+def service_account_email(env: Environment, service: str) -> str:
+    return f"{service_account_id(service)}@{env.project}.iam.gserviceaccount.com"
+
+
+def declared_ports(env: Environment) -> dict[str, int]:
+    """Each docker service's port as the file says it (0: a free one is picked at start)."""
+    return {name: int(svc.get("port", 0)) for name, svc in env.services.items()}
+
+
+def platform_env(
+    env: Environment,
+    service: str,
+    ports: Mapping[str, int] | None = None,
+    commit: str | None = None,
+) -> dict[str, PlatformVar]:
+    """Every variable the platform owns for ``service`` of ``env``, by name (sorted).
+
+    Docker only: ``ports`` are the services' ports (default: as declared, 0 included);
+    ``commit`` is IMAGE_COMMIT for an image built from the working tree ('checkout'),
+    which otherwise carries its own.
+    """
+    found = _cloud_run(env, service) if env.is_cloud else _docker(env, service, ports, commit)
+    return {var.name: var for var in sorted(found, key=lambda v: v.name)}
+
+
+def rendered_values(variables: Mapping[str, PlatformVar]) -> dict[str, str]:
+    """The values envctl itself gives (``RENDERED``), by name."""
+    return {
+        name: var.value
+        for name, var in variables.items()
+        if var.source is Source.RENDERED and var.value is not None
+    }
+
+
+def url_references(variables: Mapping[str, PlatformVar]) -> dict[str, dict[str, str]]:
+    """The variables modules/stack fills with a Cloud Run URL: name -> {service, form}."""
+    return {
+        name: var.url.as_dict()
+        for name, var in variables.items()
+        if var.source is Source.SERVICE_URL and var.url is not None
+    }
+
+
+def service_env(
+    env: Environment,
+    service: str,
+    ports: Mapping[str, int] | None = None,
+    commit: str | None = None,
+) -> dict[str, str]:
+    """The file's ``env`` of ``service`` plus the values envctl gives it, sorted by name.
+
+    On docker this is the container's whole environment; on Cloud Run the stack adds
+    the ``url_references`` and Cloud Run its own (PORT, K_SERVICE, ...).
+    """
+    injected = rendered_values(platform_env(env, service, ports, commit))
+    variables = {**env.service(service).get("env", {}), **injected}
+    return dict(sorted(variables.items()))
+
+
+# --- the two platforms ------------------------------------------------------------
+
+
+def _cloud_run(env: Environment, name: str) -> list[PlatformVar]:
+    rendered, runtime = Source.RENDERED, Source.CLOUD_RUN
+    found = [
+        PlatformVar(
+            "PORT", runtime, "Cloud Run sets it to the container port", str(CLOUD_RUN_PORT)
+        ),
+        PlatformVar("K_SERVICE", runtime, "Cloud Run sets it to the service's name", name),
+        PlatformVar("K_CONFIGURATION", runtime, "Cloud Run sets it to the service's name", name),
+        PlatformVar("K_REVISION", runtime, "Cloud Run sets it to the revision's name"),
+        PlatformVar("IMAGE_COMMIT", rendered, "from image.commit", env.image(name).commit),
+        PlatformVar(
+            "GOOGLE_CLOUD_PROJECT",
+            rendered,
+            "from project, so log lines link to their traces",
+            str(env.project),
+        ),
+    ]
+    for callee in env.calls(name):
+        prefix, why = env_prefix(callee), f"because it calls {callee}"
+        found += [
+            PlatformVar(
+                f"{prefix}_ADDR",
+                Source.SERVICE_URL,
+                f"{why}: host:443 of {callee}'s URL",
+                url=ServiceUrl(callee, ADDRESS),
+            ),
+            PlatformVar(f"{prefix}_TLS", rendered, why, "true"),
+            PlatformVar(
+                f"{prefix}_AUDIENCE",
+                Source.SERVICE_URL,
+                f"{why}: {callee}'s URL, the audience of its ID tokens",
+                url=ServiceUrl(callee, URL),
+            ),
+        ]
+    callers = env.callers(name)
+    if callers:
+        # The callee checks the ID token itself too (defence in depth behind run.invoker).
+        prefix = env_prefix(name)
+        why = f"because {', '.join(callers)} {'calls' if len(callers) == 1 else 'call'} it"
+        emails = ",".join(sorted(service_account_email(env, c) for c in callers))
+        found += [
+            PlatformVar(f"{prefix}_REQUIRE_ID_TOKEN", rendered, why, "true"),
+            PlatformVar(
+                f"{prefix}_ALLOWED_INVOKERS",
+                rendered,
+                f"{why}: its callers' service accounts",
+                emails,
+            ),
+            PlatformVar(
+                f"{prefix}_TOKEN_AUDIENCE",
+                Source.SERVICE_URL,
+                f"{why}: its own URL, the audience its callers' ID tokens carry",
+                url=ServiceUrl(name, URL),
+            ),
+        ]
+    return found
+
+
+def _docker(
+    env: Environment, name: str, ports: Mapping[str, int] | None, commit: str | None
+) -> list[PlatformVar]:
+    rendered, unset = Source.RENDERED, Source.UNSET
+    chosen = declared_ports(env) if ports is None else ports
+    image_commit = env.image(name).commit
+    if image_commit == CHECKOUT:
+        image_commit = commit or ""
+    found = [
+        PlatformVar("PORT", rendered, "from port", str(chosen[name])),
+        *(PlatformVar(var, unset, "only Cloud Run sets it") for var in _CLOUD_RUN_ONLY),
+        PlatformVar("IMAGE_COMMIT", rendered, "from image.commit", image_commit)
+        if image_commit
+        else PlatformVar("IMAGE_COMMIT", unset, "an image built from the checkout carries its own"),
+        PlatformVar("GOOGLE_CLOUD_PROJECT", unset, "docker has no Cloud project"),
+    ]
+    for callee in env.calls(name):
+        prefix, why = env_prefix(callee), f"because it calls {callee}"
+        port = chosen.get(callee)  # None only for an unknown callee, which calls-exist reports
+        address = None if port is None else f"127.0.0.1:{port}"
+        found += [
+            PlatformVar(f"{prefix}_ADDR", rendered if address else unset, why, address),
+            PlatformVar(f"{prefix}_TLS", rendered, why, "false"),
+            PlatformVar(f"{prefix}_AUDIENCE", unset, f"{why}; docker has no ID tokens"),
+        ]
+    if env.callers(name):
+        prefix = env_prefix(name)
+        for suffix in _CALLEE_SUFFIXES:
+            found.append(PlatformVar(f"{prefix}_{suffix}", unset, "docker has no ID tokens"))
+    return found
+
+
+_CLOUD_RUN_ONLY = ("K_SERVICE", "K_CONFIGURATION", "K_REVISION")
+_CALLEE_SUFFIXES = ("REQUIRE_ID_TOKEN", "ALLOWED_INVOKERS", "TOKEN_AUDIENCE")
