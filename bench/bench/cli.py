@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from bench import cold, floor, machine, ratios, report, warm
 from bench.histogram import Histogram
 from bench.targets import TargetError, parse_grpc_target, require_loopback
+from envctl import gitrepo
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "bench" / "results"
