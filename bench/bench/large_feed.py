@@ -22,7 +22,7 @@ import statistics
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ import httpx
 
 from bench.targets import GRPC_CHANNEL_OPTIONS
 from harness.feeds import generator
+from harness.grpc_client import run_requests
 from pipeline.v1 import pipeline_pb2 as pb
 from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
 
@@ -97,17 +98,11 @@ def _library_runner() -> Callable[[Path], None]:
     return run
 
 
-def _chunks(feed: Path) -> Iterator[pb.RunPipelineRequest]:
-    size = feed.stat().st_size
-    yield pb.RunPipelineRequest(options=pb.RunOptions(label="bench-large", declared_size=size))
-    with feed.open("rb") as fh:
-        while block := fh.read(CHUNK):
-            yield pb.RunPipelineRequest(chunk=block)
-
-
 def _grpc_run(addr: str, feed: Path) -> None:
     with grpc.insecure_channel(addr, options=GRPC_CHANNEL_OPTIONS) as channel:
-        run = pb_grpc.PipelineServiceStub(channel).RunPipeline(_chunks(feed), timeout=RUN_TIMEOUT_S)
+        run = pb_grpc.PipelineServiceStub(channel).RunPipeline(
+            run_requests(feed, "bench-large", chunk_bytes=CHUNK), timeout=RUN_TIMEOUT_S
+        )
     if run.status != pb.RUN_STATUS_COMPLETED:
         raise LargeFeedFailed(f"gRPC run {pb.RunStatus.Name(run.status)}: {run.error}")
 

@@ -59,6 +59,7 @@ from bench.targets import (  # noqa: E402
     parse_grpc_target,
     with_auth,
 )
+from harness.grpc_client import run_requests  # noqa: E402
 from pipeline.v1 import pipeline_pb2 as pb  # noqa: E402
 from pipeline.v1 import pipeline_pb2_grpc as pb_grpc  # noqa: E402
 
@@ -345,12 +346,6 @@ def _small_feed(rows: int) -> bytes:
     return _FEEDS[rows]
 
 
-def _run_requests(feed: bytes, label: str) -> Iterator[pb.RunPipelineRequest]:
-    yield pb.RunPipelineRequest(options=pb.RunOptions(label=label, declared_size=len(feed)))
-    for start in range(0, len(feed), UPLOAD_CHUNK_BYTES):
-        yield pb.RunPipelineRequest(chunk=feed[start : start + UPLOAD_CHUNK_BYTES])
-
-
 class PipelineUser(User):
     """One gRPC channel per user (one HTTP/2 connection, like one console instance)."""
 
@@ -404,7 +399,11 @@ def get_dag(user: PipelineUser) -> None:
 
 def run_pipeline(user: PipelineUser) -> None:
     feed = _small_feed(user.run_rows)
-    user.call(lambda s: s.RunPipeline(_run_requests(feed, "locust.zip"), timeout=RUN_TIMEOUT_S))
+    user.call(
+        lambda s: s.RunPipeline(
+            run_requests(feed, "locust.zip", chunk_bytes=UPLOAD_CHUNK_BYTES), timeout=RUN_TIMEOUT_S
+        )
+    )
 
 
 PIPELINE_TASKS: dict[str, Callable[[Any], None]] = {

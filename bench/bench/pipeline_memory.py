@@ -25,7 +25,6 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import ModuleType
@@ -33,6 +32,7 @@ from types import ModuleType
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from harness.grpc_client import run_requests
 from pipeline.v1 import pipeline_pb2 as pb
 from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
 from testkit.net import free_port
@@ -84,14 +84,6 @@ def _proc_status_bytes(pid: int, field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/{pid}/status (Linux only)")
 
 
-def _chunks(path: Path, label: str) -> Iterator[pb.RunPipelineRequest]:
-    size = path.stat().st_size
-    yield pb.RunPipelineRequest(options=pb.RunOptions(label=label, declared_size=size))
-    with path.open("rb") as fh:
-        while block := fh.read(CHUNK):
-            yield pb.RunPipelineRequest(chunk=block)
-
-
 def measure(rows: int, max_multiple: float = DEFAULT_MAX_MULTIPLE) -> MemoryReport:
     generator = _load_generator()
     with tempfile.TemporaryDirectory(prefix="pipeline-memory-") as tmp:
@@ -120,7 +112,7 @@ def measure(rows: int, max_multiple: float = DEFAULT_MAX_MULTIPLE) -> MemoryRepo
                 idle = _proc_status_bytes(server.pid, "VmRSS")
                 start = time.perf_counter()
                 run = pb_grpc.PipelineServiceStub(channel).RunPipeline(
-                    _chunks(feed, f"{rows} rows"), timeout=900
+                    run_requests(feed, f"{rows} rows", chunk_bytes=CHUNK), timeout=900
                 )
                 seconds = time.perf_counter() - start
                 peak = _proc_status_bytes(server.pid, "VmHWM")
