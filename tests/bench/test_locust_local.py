@@ -1,4 +1,4 @@
-"""The stock `locust -f bench/locustfile.py`, headless, against checkout servers.
+"""The stock `locust -f bench/bench/locustfile.py`, headless, against checkout servers.
 
 No containers: `pipeline-server` and `console-server` run as processes from
 this checkout on free loopback ports. Locust runs as a subprocess (it
