@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import datetime
 import json
-import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from cryptography import x509
@@ -28,6 +27,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from google.auth import crypt
 from google.auth import jwt as google_jwt
+
+from testkit.http_stub import LoopbackHttpStub
 
 ISSUER = "https://accounts.google.com"
 CERTS_PATH = "/oauth2/v1/certs"
@@ -66,7 +67,7 @@ def self_signed_cert(key: rsa.RSAPrivateKey) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
-class FakeIssuer:
+class FakeIssuer(LoopbackHttpStub):
     def __init__(self, *, email: str = CONSOLE_ACCOUNT, max_age: int = 3600) -> None:
         self.key = rsa_key()
         self.email = email
@@ -74,28 +75,11 @@ class FakeIssuer:
         self.cert_fetches = 0
         self.issued: list[str] = []
         self._signer = crypt.RSASigner.from_string(private_pem(self.key), KEY_ID)  # type: ignore[no-untyped-call]
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self._httpd.server_address[1]}"
+        super().__init__(self._handler())
 
     @property
     def certs_url(self) -> str:
         return f"http://{self.host}{CERTS_PATH}"
-
-    def metadata_env(self) -> dict[str, str]:
-        # Both names: google-auth pings the IP, and asks the host for the rest.
-        return {"GCE_METADATA_HOST": self.host, "GCE_METADATA_IP": self.host}
-
-    def __enter__(self) -> FakeIssuer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
 
     def token(
         self,

@@ -22,7 +22,7 @@ import zipfile
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import grpc
@@ -38,6 +38,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from pipeline.v1 import pipeline_pb2 as pb
 from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
+from testkit.http_stub import LoopbackHttpStub
 from testkit.net import free_port
 from testkit.zips import make_zip
 
@@ -450,7 +451,7 @@ SERVICE_ACCOUNT_PATH = "/computeMetadata/v1/instance/service-accounts/default/"
 SERVICE_ACCOUNT = "console@test-project.iam.gserviceaccount.com"
 
 
-class MetadataServer:
+class MetadataServer(LoopbackHttpStub):
     """A stand-in for the GCE/Cloud Run metadata server, enough for
     ``google.oauth2.id_token.fetch_id_token``: the detection ping on ``/``,
     the service account, and ID tokens signed with a test RSA key."""
@@ -463,24 +464,7 @@ class MetadataServer:
         self.audiences: list[str] = []
         self.flavorless = 0
         self._signer = crypt.RSASigner.from_string(pem(self.key))  # type: ignore[no-untyped-call]
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self._httpd.server_address[1]}"
-
-    def env(self) -> dict[str, str]:
-        # Both names: the detection ping goes to the IP, the rest to the host.
-        return {"GCE_METADATA_HOST": self.host, "GCE_METADATA_IP": self.host}
-
-    def __enter__(self) -> MetadataServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().__init__(self._handler())
 
     def _token(self, audience: str) -> str:
         now = int(time.time())

@@ -62,7 +62,7 @@ def test_tls_and_id_token_on_every_call_refreshed_before_expiry(
             PIPELINE_AUDIENCE=AUDIENCE,
             # grpc's default roots, replaced by the test CA for this process.
             GRPC_DEFAULT_SSL_ROOTS_FILE_PATH=str(roots),
-            **metadata.env(),
+            **metadata.metadata_env(),
         )
         console.wait_ready()
         with console.client() as client:
@@ -100,7 +100,7 @@ def test_no_id_token_means_503_and_no_call(launch: Launcher) -> None:
     try:
         with MetadataServer(lifetime=LIFETIME, identity_status=404) as metadata:
             console = launch.console(
-                f"127.0.0.1:{stand_in.port}", PIPELINE_AUDIENCE=AUDIENCE, **metadata.env()
+                f"127.0.0.1:{stand_in.port}", PIPELINE_AUDIENCE=AUDIENCE, **metadata.metadata_env()
             )
             with console.client() as client:
                 response = client.get("/api/status")
