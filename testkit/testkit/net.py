@@ -1,13 +1,11 @@
-"""Loopback ports for servers the tests, the harness and the bench start."""
+"""Loopback ports for servers the tests, the harness and the bench start.
+
+One implementation for the whole repository: envctl's, which picks the ports of a
+docker environment's services (envctl may not import testkit; testkit may use envctl).
+"""
 
 from __future__ import annotations
 
-import socket
+from envctl.local import pick_free_port as free_port
 
-
-def free_port() -> int:
-    """A TCP port free on loopback right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+__all__ = ["free_port"]

@@ -39,6 +39,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from pipeline.v1 import pipeline_pb2 as pb
 from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
 from testkit.http_stub import LoopbackHttpStub
+from testkit.id_tokens import private_pem, rsa_key
 from testkit.net import free_port
 from testkit.zips import make_zip
 
@@ -403,18 +404,6 @@ def start_stand_in(*, tls: tuple[bytes, bytes] | None = None, host: str = "127.0
 # --- TLS and Google credentials stand-ins ----------------------------------------------
 
 
-def rsa_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def pem(key: rsa.RSAPrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    )
-
-
 def public_pem(key: rsa.RSAPrivateKey) -> bytes:
     return key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -443,7 +432,7 @@ def self_signed_localhost() -> tuple[bytes, bytes]:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    return pem(key), cert.public_bytes(serialization.Encoding.PEM)
+    return private_pem(key), cert.public_bytes(serialization.Encoding.PEM)
 
 
 IDENTITY_PATH = "/computeMetadata/v1/instance/service-accounts/default/identity"
@@ -463,7 +452,7 @@ class MetadataServer(LoopbackHttpStub):
         self.issued: list[str] = []
         self.audiences: list[str] = []
         self.flavorless = 0
-        self._signer = crypt.RSASigner.from_string(pem(self.key))  # type: ignore[no-untyped-call]
+        self._signer = crypt.RSASigner.from_string(private_pem(self.key))  # type: ignore[no-untyped-call]
         super().__init__(self._handler())
 
     def _token(self, audience: str) -> str:
