@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any
@@ -39,13 +39,22 @@ class SettingsError(ValueError):
 # variable and its value in front: "PORT='http' is not an integer".
 
 
-def _integer(raw: object) -> object:
-    if isinstance(raw, str):
-        try:
-            return int(raw)
-        except ValueError:
-            raise ValueError("is not an integer") from None
-    return raw
+def _parsed_as(convert: Callable[[str], object], reason: str) -> Callable[[object], object]:
+    """A before-validator: text through ``convert`` (int, float), else ``reason``."""
+
+    def parse(raw: object) -> object:
+        if isinstance(raw, str):
+            try:
+                return convert(raw)
+            except ValueError:
+                raise ValueError(reason) from None
+        return raw
+
+    return parse
+
+
+_integer = _parsed_as(int, "is not an integer")
+_number = _parsed_as(float, "is not a number")
 
 
 def _positive(value: int) -> int:
@@ -58,15 +67,6 @@ def _tcp_port(value: int) -> int:
     if value > 65535:
         raise ValueError("is not a TCP port (1-65535)")
     return value
-
-
-def _number(raw: object) -> object:
-    if isinstance(raw, str):
-        try:
-            return float(raw)
-        except ValueError:
-            raise ValueError("is not a number") from None
-    return raw
 
 
 def _boolean(raw: object) -> object:
