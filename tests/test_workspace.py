@@ -12,6 +12,7 @@ from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from harness import wheelhouse
 
@@ -63,18 +64,9 @@ def _imports(package_dir: Path) -> set[str]:
 
 def _locked_closure(component: str) -> set[str]:
     """Every distribution (normalised) the lock installs with `component`."""
-    args = [UV, "export", "--frozen", "--package", component, "--no-dev", "--no-hashes"]
-    args += ["--no-annotate", "--no-header", "--no-editable"]
-    out = subprocess.run(args, cwd=REPO, capture_output=True, text=True, check=True).stdout
-    names = set()
-    for line in out.splitlines():
-        spec = line.split(";", 1)[0].strip()
-        if spec.startswith("./"):
-            member = tomllib.loads((REPO / spec / "pyproject.toml").read_text())
-            names.add(member["project"]["name"])
-        elif "==" in spec:
-            names.add(spec.split("==", 1)[0])
-    return {n.lower().replace("_", "-").replace(".", "-") for n in names}
+    pins, folders = wheelhouse.locked(component)
+    names = {tomllib.loads((f / "pyproject.toml").read_text())["project"]["name"] for f in folders}
+    return {canonicalize_name(n) for n in (*pins, *names)}
 
 
 @pytest.mark.parametrize("component", sorted(COMPONENTS))
@@ -89,7 +81,7 @@ def test_each_component_gets_what_it_imports_from_its_own_dependencies(component
     missing = {}
     for package in COMPONENTS[component]:
         for name in _imports(REPO / package) - own:
-            dists = {d.lower().replace("_", "-").replace(".", "-") for d in providers.get(name, [])}
+            dists = {canonicalize_name(d) for d in providers.get(name, [])}
             if not dists & closure:
                 missing[name] = sorted(dists)
     assert not missing, f"{component} imports packages its pyproject does not bring: {missing}"

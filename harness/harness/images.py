@@ -47,20 +47,16 @@ from harness.tree import (
 class Spec:
     """What differs between the two images built from services/Dockerfile."""
 
+    # The image's repository name, also its OCI title.
     name: str
-    title: str
     description: str
     # Top-level folders of the checkout copied under /app (besides the wheels).
     data: tuple[str, ...] = ()
 
 
 SPECS = {
-    "pipeline": Spec(
-        "gtfs-pipeline", "gtfs-pipeline", "GTFS pipeline service (pipeline.v1 gRPC)", ("pipelines",)
-    ),
-    "console": Spec(
-        "gtfs-console", "gtfs-console", "Console (FastAPI) for the GTFS pipeline service"
-    ),
+    "pipeline": Spec("gtfs-pipeline", "GTFS pipeline service (pipeline.v1 gRPC)", ("pipelines",)),
+    "console": Spec("gtfs-console", "Console (FastAPI) for the GTFS pipeline service"),
 }
 NAMES = {service: spec.name for service, spec in SPECS.items()}
 CONTENT_LABEL = "org.cloudrun-gtfs.content"
@@ -161,7 +157,7 @@ def _build_one(
     if existing and labels.get(CONTENT_LABEL) == digest and labels.get(BASE_LABEL) == base:
         return Image(service, ref, existing["Id"], int(existing["Size"]), True, 0.0)
     started = time.monotonic()
-    houses = wheelhouse.build(service)
+    houses = wheelhouse.build(service, files)
     ctx_root = REPO_ROOT / ".cache" / "build"
     ctx_root.mkdir(parents=True, exist_ok=True)
     ctx = Path(tempfile.mkdtemp(prefix=f"{service}-", dir=ctx_root))
@@ -173,7 +169,7 @@ def _build_one(
             "--build-arg",
             f"BASE_IMAGE={base}",
             "--build-arg",
-            f"TITLE={SPECS[service].title}",
+            f"TITLE={SPECS[service].name}",
         ]
         args += ["--build-arg", f"DESCRIPTION={SPECS[service].description}"]
         args += ["--build-arg", f"REVISION={commit}", "--build-arg", f"CREATED={created}"]

@@ -31,6 +31,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 from harness.locks import file_lock
 from harness.tree import REPO_ROOT, content_hash, tree_files
 
@@ -68,38 +70,45 @@ def _uv() -> str:
     return found
 
 
-def export(service: str, *, hashes: bool = True) -> str:
-    """The service's third-party requirements, pinned by uv.lock."""
-    args = [_uv(), "export", "--frozen", "--package", COMPONENTS[service], "--no-dev"]
-    args += ["--no-emit-workspace", "--no-header", "--format", "requirements-txt"]
-    if not hashes:
-        args += ["--no-hashes", "--no-annotate"]
-    return _run(args, cwd=REPO_ROOT)
+def _export(component: str, *flags: str) -> str:
+    args = [_uv(), "export", "--frozen", "--package", component, "--no-dev", "--no-header"]
+    return _run([*args, "--format", "requirements-txt", *flags], cwd=REPO_ROOT)
+
+
+def export(service: str) -> str:
+    """The service's third-party requirements, pinned by uv.lock, each with its hashes."""
+    return _export(COMPONENTS[service], "--no-emit-workspace")
+
+
+def _pins_of(exported: str) -> dict[str, str]:
+    """Name → version of the ``name==version`` lines of an export (hashes and markers
+    are on the same or continuation lines and are skipped)."""
+    found: dict[str, str] = {}
+    for line in exported.splitlines():
+        spec = line.split(";", 1)[0].removesuffix("\\").strip()
+        if "==" in spec and not spec.startswith(("#", "--")):
+            name, version = spec.split("==", 1)
+            found[canonicalize_name(name)] = version
+    return found
+
+
+def locked(component: str) -> tuple[dict[str, str], list[Path]]:
+    """What the lock installs with ``component``: third-party name → version, and the
+    workspace member folders (the component's own among them)."""
+    exported = _export(component, "--no-editable", "--no-hashes", "--no-annotate")
+    local = [line.strip() for line in exported.splitlines() if line.startswith("./")]
+    return _pins_of(exported), sorted(REPO_ROOT / line for line in local)
 
 
 def pins(service: str) -> dict[str, str]:
     """Name → version of every third-party package the lock gives the service."""
-    found: dict[str, str] = {}
-    for line in export(service, hashes=False).splitlines():
-        spec = line.split(";", 1)[0].strip()
-        if "==" in spec:
-            name, version = spec.split("==", 1)
-            found[_normalise(name)] = version
-    return found
+    return locked(COMPONENTS[service])[0]
 
 
 def members(service: str) -> list[Path]:
     """The workspace member folders the service installs, its own first."""
-    args = [_uv(), "export", "--frozen", "--package", COMPONENTS[service], "--no-dev"]
-    args += ["--no-editable", "--no-hashes", "--no-annotate", "--no-header"]
-    local = [line.strip() for line in _run(args, cwd=REPO_ROOT).splitlines()]
-    paths = sorted(REPO_ROOT / line for line in local if line.startswith("./"))
     own = REPO_ROOT / "services" / service
-    return [own, *(p for p in paths if p != own)]
-
-
-def _normalise(name: str) -> str:
-    return name.strip().lower().replace("_", "-").replace(".", "-")
+    return [own, *(p for p in locked(COMPONENTS[service])[1] if p != own)]
 
 
 def _platforms() -> list[str]:
@@ -138,7 +147,8 @@ def deps_wheelhouse(service: str) -> tuple[Path, tuple[str, ...]]:
     exported = export(service)
     key = _digest(RECIPE, PYTHON_VERSION, ABI, str(MAX_GLIBC_MINOR), PIP, exported)
     target = CACHE / f"deps-{service}-{key}"
-    requirements = tuple(sorted(f"{name}=={version}" for name, version in pins(service).items()))
+    pinned = _pins_of(exported)
+    requirements = tuple(sorted(f"{name}=={version}" for name, version in pinned.items()))
     if (target / "requirements.txt").exists():
         return target, requirements
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -159,14 +169,16 @@ def deps_wheelhouse(service: str) -> tuple[Path, tuple[str, ...]]:
     return target, requirements
 
 
-def _member_files(folders: list[Path]) -> list[str]:
+def _member_files(folders: list[Path], files: list[str]) -> list[str]:
     prefixes = tuple(f"{p.relative_to(REPO_ROOT)}/" for p in folders)
-    return [f for f in tree_files() if f.startswith(prefixes) and "tests" not in Path(f).parts]
+    return [f for f in files if f.startswith(prefixes) and "tests" not in Path(f).parts]
 
 
-def members_wheelhouse(service: str) -> Path:
+def members_wheelhouse(service: str, files: list[str] | None = None) -> Path:
+    """``files``: the tree's files (:func:`harness.tree.tree_files`) when the caller has them."""
     folders = members(service)
-    target = CACHE / f"members-{service}-{_digest(RECIPE, content_hash(_member_files(folders)))}"
+    sources = _member_files(folders, tree_files() if files is None else files)
+    target = CACHE / f"members-{service}-{_digest(RECIPE, content_hash(sources))}"
     if any(target.glob("*.whl")):
         return target
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -191,6 +203,6 @@ def members_wheelhouse(service: str) -> Path:
     return target
 
 
-def build(service: str) -> Wheelhouse:
+def build(service: str, files: list[str] | None = None) -> Wheelhouse:
     deps, requirements = deps_wheelhouse(service)
-    return Wheelhouse(deps, members_wheelhouse(service), requirements)
+    return Wheelhouse(deps, members_wheelhouse(service, files), requirements)
