@@ -14,21 +14,17 @@ expired, signed by a key whose certificate is not served.
 
 from __future__ import annotations
 
-import datetime
 import json
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from google.auth import crypt
 from google.auth import jwt as google_jwt
 
 from testkit.http_stub import LoopbackHttpStub
+from testkit.keys import private_pem, rsa_key, self_signed
 
 ISSUER = "https://accounts.google.com"
 CERTS_PATH = "/oauth2/v1/certs"
@@ -36,35 +32,6 @@ IDENTITY_PATH = "/computeMetadata/v1/instance/service-accounts/default/identity"
 SERVICE_ACCOUNT_PATH = "/computeMetadata/v1/instance/service-accounts/default/"
 CONSOLE_ACCOUNT = "svc-console@test-project.iam.gserviceaccount.com"
 KEY_ID = "test-key-1"
-
-
-def rsa_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def private_pem(key: rsa.RSAPrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    )
-
-
-def self_signed_cert(key: rsa.RSAPrivateKey) -> str:
-    """A certificate for `key`, as Google publishes its token-signing keys."""
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-issuer")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 class FakeIssuer(LoopbackHttpStub):
@@ -114,7 +81,7 @@ class FakeIssuer(LoopbackHttpStub):
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         issuer = self
-        certs = json.dumps({KEY_ID: self_signed_cert(self.key)}).encode()
+        certs = json.dumps({KEY_ID: self_signed(self.key, "test-issuer").decode()}).encode()
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, format: str, *args: object) -> None:

@@ -8,7 +8,6 @@ stopped and restarted under a console that keeps running.
 
 from __future__ import annotations
 
-import datetime
 import ipaddress
 import json
 import os
@@ -29,9 +28,6 @@ import grpc
 import httpx
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from google.auth import crypt
 from google.auth import jwt as google_jwt
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -39,7 +35,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from pipeline.v1 import pipeline_pb2 as pb
 from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
 from testkit.http_stub import LoopbackHttpStub
-from testkit.id_tokens import private_pem, rsa_key
+from testkit.keys import private_pem, rsa_key, self_signed
 from testkit.net import free_port
 from testkit.zips import make_zip
 
@@ -404,35 +400,19 @@ def start_stand_in(*, tls: tuple[bytes, bytes] | None = None, host: str = "127.0
 # --- TLS and Google credentials stand-ins ----------------------------------------------
 
 
-def public_pem(key: rsa.RSAPrivateKey) -> bytes:
-    return key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
 def self_signed_localhost() -> tuple[bytes, bytes]:
     """(key PEM, certificate PEM) for "localhost" and 127.0.0.1, its own CA."""
     key = rsa_key()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
+    names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    cert = self_signed(
+        key,
+        "localhost",
+        [
+            (x509.SubjectAlternativeName(names), False),
+            (x509.BasicConstraints(ca=True, path_length=None), True),
+        ],
     )
-    return private_pem(key), cert.public_bytes(serialization.Encoding.PEM)
+    return private_pem(key), cert
 
 
 IDENTITY_PATH = "/computeMetadata/v1/instance/service-accounts/default/identity"

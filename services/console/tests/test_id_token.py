@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from google.auth import jwt
 
+from testkit.keys import public_pem
 from testkit.servers import (
     SERVICE_ACCOUNT,
     Launcher,
     MetadataServer,
     StandIn,
-    public_pem,
     self_signed_localhost,
     start_stand_in,
 )
