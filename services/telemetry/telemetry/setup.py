@@ -107,19 +107,19 @@ def _names(env: Mapping[str, str], var: str) -> list[str]:
     return [] if "none" in names else names
 
 
-def _otlp_protocol(env: Mapping[str, str], signal: str) -> str:
-    return (
+def _require_supported_otlp_protocol(env: Mapping[str, str], signal: str) -> None:
+    protocol = (
         env.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL")
         or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
         or "grpc"
     ).strip()
+    if protocol not in SUPPORTED_PROTOCOLS:
+        raise ValueError(f"OTLP protocol {protocol!r} is not supported (use grpc)")
 
 
 def _span_exporter(name: str, env: Mapping[str, str]) -> SpanExporter:
     if name == "otlp":
-        protocol = _otlp_protocol(env, "TRACES")
-        if protocol not in SUPPORTED_PROTOCOLS:
-            raise ValueError(f"OTLP protocol {protocol!r} is not supported (use grpc)")
+        _require_supported_otlp_protocol(env, "TRACES")
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         return OTLPSpanExporter()
@@ -132,9 +132,7 @@ def _span_exporter(name: str, env: Mapping[str, str]) -> SpanExporter:
 
 def _metric_exporter(name: str, env: Mapping[str, str]) -> MetricExporter:
     if name == "otlp":
-        protocol = _otlp_protocol(env, "METRICS")
-        if protocol not in SUPPORTED_PROTOCOLS:
-            raise ValueError(f"OTLP protocol {protocol!r} is not supported (use grpc)")
+        _require_supported_otlp_protocol(env, "METRICS")
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 
         return OTLPMetricExporter()
