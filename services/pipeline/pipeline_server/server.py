@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import threading
+import uuid
 from concurrent import futures
 from dataclasses import dataclass
 from types import FrameType
@@ -21,9 +24,10 @@ from telemetry.grpc_server import ServerTelemetryInterceptor
 from .auth import IdTokenInterceptor, IdTokenVerifier
 from .loader import LoadedPipeline, load_pipeline
 from .runner import RunTelemetry
-from .runs import RunStore
 from .servicer import PipelineServicer
 from .settings import Settings
+from .spool import Spool
+from .store import Retention, RunStore, StoreMonitor, create_engine, open_blob_store, parse_url
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +43,45 @@ class RunningServer:
     health: health.HealthServicer
     port: int
     pipeline: LoadedPipeline
+    store: RunStore
+    monitor: StoreMonitor
+    spool: Spool
 
     def stop(self, grace: float | None) -> None:
         # Tell load balancers and the console first, then drain.
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
+        # Runs still executing after the grace will never report: say so now rather
+        # than a lease later. Their threads may still finish; the store keeps this
+        # record (it never turns a failed run back into a completed one).
+        try:
+            failed = self.store.fail_own_running(
+                "the instance shut down mid-run; start the run again"
+            )
+            if failed:
+                log.warning("%d runs in flight at shutdown marked failed", failed)
+        except Exception as exc:
+            log.warning("could not mark in-flight runs failed at shutdown: %s", exc)
+        self.monitor.stop()
+        self.store.engine.dispose()
+        self.spool.close()
+
+
+def instance_id() -> str:
+    """Who owns a run's lease: the Cloud Run revision (or host), process and a nonce."""
+    where = os.environ.get("K_REVISION") or socket.gethostname()
+    return f"{where}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def open_store(settings: Settings, owner: str) -> RunStore:
+    return RunStore(
+        create_engine(parse_url(settings.store_database_url), settings.store_timeout_seconds),
+        open_blob_store(settings.store_output_url, settings.store_timeout_seconds),
+        max_concurrent=settings.max_concurrent_runs,
+        lease_s=settings.run_lease_seconds,
+        retention=Retention(days=settings.retention_days, runs=settings.retention_runs),
+        instance_id=owner,
+    )
 
 
 def interceptors(settings: Settings, telemetry: Telemetry) -> list[grpc.ServerInterceptor]:
@@ -69,7 +107,9 @@ def start(
 ) -> RunningServer:
     """Load the pipeline (failing loudly), then bind and start serving.
 
-    Health turns SERVING only after the DAG is resolved and the port bound.
+    Health turns SERVING only after the DAG is resolved, the port bound and the
+    run store reachable (migrated); it goes NOT_SERVING whenever the store is
+    not, and back when it returns.
     """
     telemetry = telemetry or Telemetry.noop()
     pipeline = load_pipeline(settings.pipelines_dir, settings.pipeline_name)
@@ -79,12 +119,9 @@ def start(
         len(pipeline.steps),
         " -> ".join(pipeline.step_names()),
     )
-    store = RunStore(
-        output_dir=settings.data_dir / f"outputs-{settings.port}",
-        max_history=settings.max_history_runs,
-        max_output_bytes=settings.max_output_bytes,
-        max_concurrent=settings.max_concurrent_runs,
-    )
+    owner = instance_id()
+    store = open_store(settings, owner)
+    spool = Spool(settings.data_dir / "spool", owner)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="rpc"),
         interceptors=interceptors(settings, telemetry),
@@ -98,13 +135,27 @@ def start(
             ("grpc.so_reuseport", 0),
         ],
     )
-    pb_grpc.add_PipelineServiceServicer_to_server(
-        PipelineServicer(pipeline, settings, store, RunTelemetry(telemetry, pipeline.name)),
-        server,
-    )
     health_servicer = health.HealthServicer(
         experimental_non_blocking=True,
         experimental_thread_pool=futures.ThreadPoolExecutor(max_workers=2),
+    )
+
+    def serving(ok: bool, _reason: str) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if ok
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", SERVICE_NAME):
+            health_servicer.set(name, status)
+
+    # Checked every third of a lease (leases are renewed then), at most every 5 s.
+    monitor = StoreMonitor(store, min(settings.run_lease_seconds / 3, 5.0), serving)
+    pb_grpc.add_PipelineServiceServicer_to_server(
+        PipelineServicer(
+            pipeline, settings, store, monitor, spool, RunTelemetry(telemetry, pipeline.name)
+        ),
+        server,
     )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -113,12 +164,18 @@ def start(
     try:
         port = server.add_insecure_port(f"{host}:{settings.port}")
     except RuntimeError as exc:  # grpc reports a failed bind this way
+        spool.close()
+        store.engine.dispose()
         raise OSError(f"could not bind {host}:{settings.port} (PORT): address in use?") from exc
-    server.start()
     for name in ("", SERVICE_NAME):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    server.start()
     log.info("listening on %s:%d", host, port)
-    return RunningServer(server, health_servicer, port, pipeline)
+    # A store that cannot be reached now is retried by the monitor: the instance
+    # stays up, NOT_SERVING with the reason, rather than crash-looping.
+    monitor.first_check()
+    monitor.start()
+    return RunningServer(server, health_servicer, port, pipeline, store, monitor, spool)
 
 
 def serve(settings: Settings, telemetry: Telemetry | None = None) -> None:

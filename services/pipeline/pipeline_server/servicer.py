@@ -24,8 +24,18 @@ from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
 from .feed import FeedError, FeedLimits, inspect_feed
 from .loader import LoadedPipeline
 from .runner import RunTelemetry, execute
-from .runs import BadPageToken, RunNotFound, RunStore, TooManyRuns
 from .settings import Settings
+from .spool import Spool
+from .store import (
+    BadPageToken,
+    OutputMissing,
+    RunNotFound,
+    RunStore,
+    StoreMonitor,
+    StoreUnavailable,
+    TooManyRuns,
+)
+from .store.records import timestamp
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +50,11 @@ def abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) ->
     raise AssertionError("context.abort returned")
 
 
+def shown(value: str, limit: int = 64) -> str:
+    """A caller's value quoted in a message: never more than ``limit`` characters."""
+    return repr(value if len(value) <= limit else value[:limit] + "…")
+
+
 def _now() -> Timestamp:
     ts = Timestamp()
     ts.GetCurrentTime()
@@ -52,12 +67,16 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
         pipeline: LoadedPipeline,
         settings: Settings,
         store: RunStore,
+        monitor: StoreMonitor,
+        spool: Spool,
         observe: RunTelemetry | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._observe = observe
         self._settings = settings
         self._store = store
+        self._monitor = monitor
+        self._spool = spool
         self._limits = FeedLimits(
             max_uncompressed_bytes=settings.max_uncompressed_bytes,
             max_compression_ratio=settings.max_compression_ratio,
@@ -70,16 +89,24 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
         self, request: pb.GetStatusRequest, context: grpc.ServicerContext
     ) -> pb.GetStatusResponse:
         response = pb.GetStatusResponse(
-            healthy=True,
+            healthy=bool(self._monitor.ok),
+            unhealthy_reason="" if self._monitor.ok else self._monitor.reason,
             pipeline_name=self._pipeline.name,
             step_count=len(self._pipeline.steps),
             version=self._settings.image_commit,
             active_runs=self._store.active,
             framework_version=self._pipeline.framework_version,
         )
-        last = self._store.last_finished()
-        if last is not None:
-            response.last_run_time.CopyFrom(last.finished_at)
+        # Status answers even when the store does not: it is how one finds out why.
+        if self._monitor.ok:
+            try:
+                response.active_runs_all_instances = self._store.active_everywhere()
+                last = self._store.last_finished_us()
+            except StoreUnavailable as exc:
+                response.healthy, response.unhealthy_reason = False, str(exc)
+            else:
+                if last is not None:
+                    response.last_run_time.CopyFrom(timestamp(last))
         return response
 
     def ListSteps(
@@ -120,6 +147,8 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
             runs, token = self._store.page(size, request.page_token)
         except BadPageToken as exc:
             abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except StoreUnavailable as exc:
+            abort(context, grpc.StatusCode.UNAVAILABLE, str(exc))
         return pb.ListRunsResponse(runs=runs, next_page_token=token)
 
     def DownloadOutput(
@@ -132,20 +161,23 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"run {run.run_id} has no output: it is {pb.RunStatus.Name(run.status)}",
             )
-        path = self._store.output_path(run.run_id)
         try:
-            if path is None:
-                raise FileNotFoundError(run.run_id)
-            fh = path.open("rb")
-        except FileNotFoundError:
+            chunks = self._store.read_output(run.run_id, self._settings.download_chunk_bytes)
+        except RunNotFound:  # deleted by retention between the two reads
+            abort(context, grpc.StatusCode.NOT_FOUND, f"no run {run.run_id}")
+        except OutputMissing:
             abort(
                 context,
                 grpc.StatusCode.NOT_FOUND,
-                f"output of run {run.run_id} was evicted from this instance's disk budget",
+                f"the output of run {run.run_id} is no longer in the run store",
             )
-        with fh:
-            while chunk := fh.read(self._settings.download_chunk_bytes):
+        except StoreUnavailable as exc:
+            abort(context, grpc.StatusCode.UNAVAILABLE, str(exc))
+        try:
+            for chunk in chunks:
                 yield pb.DownloadOutputResponse(chunk=chunk)
+        except StoreUnavailable as exc:
+            abort(context, grpc.StatusCode.UNAVAILABLE, str(exc))
 
     def _get(self, run_id: str, context: grpc.ServicerContext) -> pb.Run:
         if not run_id:
@@ -153,13 +185,21 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
         try:
             return self._store.get(run_id)
         except RunNotFound:
-            abort(context, grpc.StatusCode.NOT_FOUND, f"no run {run_id!r} on this instance")
+            abort(context, grpc.StatusCode.NOT_FOUND, f"no run {shown(run_id)}")
+        except StoreUnavailable as exc:
+            abort(context, grpc.StatusCode.UNAVAILABLE, str(exc))
 
     # --- runs --------------------------------------------------------------
 
     def RunPipeline(
         self, request_iterator: Iterator[pb.RunPipelineRequest], context: grpc.ServicerContext
     ) -> pb.Run:
+        if not self._monitor.ok:
+            abort(
+                context,
+                grpc.StatusCode.UNAVAILABLE,
+                f"no run started: {self._monitor.reason}",
+            )
         first = next(request_iterator, None)
         if first is None or first.WhichOneof("payload") != "options":
             abort(
@@ -196,7 +236,7 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
         context: grpc.ServicerContext,
     ) -> pb.Run:
         run_id = self._store.new_run_id()
-        upload = self._store.upload_path(run_id)
+        upload = self._spool.path(run_id)
         try:
             size, digest = self._receive(chunks, upload, context)
             try:
@@ -213,9 +253,12 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
                 input_sha256=digest,
                 version=self._settings.image_commit,
             )
-            self._store.add(run)
+            try:
+                self._store.start(run, upload)
+            except StoreUnavailable as exc:
+                abort(context, grpc.StatusCode.UNAVAILABLE, f"no run started: {exc}")
             log.info("run %s started (%d bytes, label %r)", run_id, size, options.label)
-            return self._execute(run, upload, list(options.disabled_steps))
+            return self._execute(run, upload, list(options.disabled_steps), context)
         finally:
             upload.unlink(missing_ok=True)
 
@@ -250,7 +293,9 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
             )
         return size, digest.hexdigest()
 
-    def _execute(self, run: pb.Run, upload: Path, disabled: list[str]) -> pb.Run:
+    def _execute(
+        self, run: pb.Run, upload: Path, disabled: list[str], context: grpc.ServicerContext
+    ) -> pb.Run:
         start = time.perf_counter()
         try:
             outcome = execute(self._pipeline, upload, disabled, self._observe)
@@ -269,11 +314,20 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
                 run.output_sha256 = hashlib.sha256(output).hexdigest()
         run.finished_at.CopyFrom(_now())
         run.duration_ms = (time.perf_counter() - start) * 1000
-        self._store.update(run, output)
+        try:
+            stored = self._store.finish(run, output)
+        except StoreUnavailable as exc:
+            log.error("run %s: outcome not recorded: %s", run.run_id, exc)
+            abort(
+                context,
+                grpc.StatusCode.UNAVAILABLE,
+                f"run {run.run_id} ended but its outcome could not be recorded ({exc}); "
+                "it will be marked failed",
+            )
         log.info(
             "run %s %s in %.0f ms",
             run.run_id,
-            pb.RunStatus.Name(run.status),
+            pb.RunStatus.Name(stored.status),
             run.duration_ms,
         )
-        return self._store.get(run.run_id)
+        return stored

@@ -25,6 +25,9 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from .store.blobs import BlobUrlError, parse_blob_url
+from .store.database import DatabaseUrlError, parse_url
+
 MIB = 1024 * 1024
 # Google's signing certificates for ID tokens, x509 PEM by key id.
 GOOGLE_ID_TOKEN_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"  # noqa: S105 (public URL)
@@ -57,7 +60,7 @@ _integer = _parsed_as(int, "is not an integer")
 _number = _parsed_as(float, "is not a number")
 
 
-def _positive(value: int) -> int:
+def _positive[N: (int, float)](value: N) -> N:
     if value <= 0:
         raise ValueError("must be greater than 0")
     return value
@@ -115,6 +118,32 @@ def _url(value: str) -> str:
 def _folder_name(value: str) -> str:
     if not value or "/" in value or value.startswith("."):
         raise ValueError("must be the name of one folder")
+    return value
+
+
+def _not_negative(value: int) -> int:
+    if value < 0:
+        raise ValueError("must not be negative (0 means no limit)")
+    return value
+
+
+def _database_url(value: str) -> str:
+    value = value.strip()  # deploy tooling writes "" (or blanks) for "not set"
+    if value:
+        try:
+            parse_url(value)
+        except DatabaseUrlError as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
+def _output_url(value: str) -> str:
+    value = value.strip()
+    if value:
+        try:
+            parse_blob_url(value)
+        except BlobUrlError as exc:
+            raise ValueError(str(exc)) from None
     return value
 
 
@@ -178,20 +207,61 @@ class Settings(BaseSettings):
         alias="PIPELINE_MAX_CONCURRENT_RUNS",
         description="Runs executing at once on this instance; more get RESOURCE_EXHAUSTED.",
     )
-    max_history_runs: PositiveInt = Field(
-        default=200,
-        alias="PIPELINE_MAX_HISTORY_RUNS",
-        description="Finished runs kept in memory (newest kept).",
-    )
-    max_output_bytes: PositiveInt = Field(
-        default=2048 * MIB,
-        alias="PIPELINE_MAX_OUTPUT_BYTES",
-        description="Total bytes of run outputs kept on local disk (oldest evicted first).",
-    )
     data_dir: Path = Field(
         default=Path(tempfile.gettempdir()) / "pipeline-server",
         alias="PIPELINE_DATA_DIR",
-        description="Where outputs and in-flight uploads live (Cloud Run: in-memory tmpfs).",
+        description=(
+            "Where in-flight uploads are spooled, and the embedded run store lives when"
+            " the two URLs below are not set (Cloud Run: in-memory tmpfs)."
+        ),
+    )
+    database_url: Annotated[str, AfterValidator(_database_url)] = Field(
+        default="",
+        alias="PIPELINE_DATABASE_URL",
+        description=(
+            "Run history: a SQLAlchemy URL, sqlite:////… or postgresql+pg8000://…"
+            " (Cloud SQL: ?cloud_sql_instance=PROJECT:REGION:INSTANCE, IAM user, no"
+            " password). Empty: a SQLite file in PIPELINE_DATA_DIR."
+        ),
+    )
+    output_url: Annotated[str, AfterValidator(_output_url)] = Field(
+        default="",
+        alias="PIPELINE_OUTPUT_URL",
+        description=(
+            "Input and output zips: file:///folder or gs://bucket/prefix."
+            " Empty: a folder in PIPELINE_DATA_DIR."
+        ),
+    )
+    retention_days: Annotated[int, BeforeValidator(_integer), AfterValidator(_not_negative)] = (
+        Field(
+            default=30,
+            alias="PIPELINE_RETENTION_DAYS",
+            description="Finished runs and their zips older than this are deleted; 0: no limit.",
+        )
+    )
+    retention_runs: Annotated[int, BeforeValidator(_integer), AfterValidator(_not_negative)] = (
+        Field(
+            default=10_000,
+            alias="PIPELINE_RETENTION_RUNS",
+            description="At most this many runs are kept, newest first; 0: no count limit.",
+        )
+    )
+    run_lease_seconds: Annotated[float, BeforeValidator(_number), AfterValidator(_positive)] = (
+        Field(
+            default=30.0,
+            alias="PIPELINE_RUN_LEASE_SECONDS",
+            description=(
+                "A running run's lease, renewed every third of it: a run whose instance"
+                " died is marked failed this long (plus one upkeep round) after."
+            ),
+        )
+    )
+    store_timeout_seconds: Annotated[float, BeforeValidator(_number), AfterValidator(_positive)] = (
+        Field(
+            default=5.0,
+            alias="PIPELINE_STORE_TIMEOUT_SECONDS",
+            description="Bound on one database connect or Cloud Storage call, retries included.",
+        )
     )
     download_chunk_bytes: PositiveInt = Field(
         default=1 * MIB,
@@ -253,6 +323,14 @@ class Settings(BaseSettings):
     @property
     def pipeline_dir(self) -> Path:
         return self.pipelines_dir / self.pipeline_name
+
+    @property
+    def store_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'runs.sqlite3').resolve()}"
+
+    @property
+    def store_output_url(self) -> str:
+        return self.output_url or (self.data_dir / "runs").resolve().as_uri()
 
     @classmethod
     def settings_customise_sources(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 
@@ -171,30 +172,22 @@ def test_run_beyond_concurrency_cap_is_resource_exhausted(
     assert stub.RunPipeline(requests(tiny_feed)).status == pb.RUN_STATUS_COMPLETED
 
 
-def test_history_and_outputs_are_bounded(serve, tiny_feed: bytes) -> None:  # type: ignore[no-untyped-def]
-    _, channel = serve(max_history_runs=3)
+def test_history_is_bounded_by_retention_with_its_zips(serve, settings, tiny_feed: bytes) -> None:  # type: ignore[no-untyped-def]
+    # A short lease makes the store's upkeep (which applies retention) run every 0.1 s.
+    _, channel = serve(retention_runs=3, run_lease_seconds=0.3)
     stub = pb_grpc.PipelineServiceStub(channel)
     ids = [stub.RunPipeline(requests(tiny_feed)).run_id for _ in range(5)]
-    listed = [r.run_id for r in stub.ListRuns(pb.ListRunsRequest(page_size=100)).runs]
-    assert listed == ids[:1:-1]
-    assert (
-        rejected(lambda: stub.GetRun(pb.GetRunRequest(run_id=ids[0]))).code()
-        == grpc.StatusCode.NOT_FOUND
-    )
-
-
-def test_oldest_output_evicted_over_disk_budget(serve, tiny_feed: bytes) -> None:  # type: ignore[no-untyped-def]
-    _, channel = serve()
-    stub = pb_grpc.PipelineServiceStub(channel)
-    size = stub.RunPipeline(requests(tiny_feed)).output_size
-    _, channel = serve(max_output_bytes=size * 2)
-    stub = pb_grpc.PipelineServiceStub(channel)
-    ids = [stub.RunPipeline(requests(tiny_feed)).run_id for _ in range(3)]
-    oldest = stub.GetRun(pb.GetRunRequest(run_id=ids[0]))
-    assert oldest.status == pb.RUN_STATUS_COMPLETED
-    assert not oldest.output_available
-    err = rejected(lambda: list(stub.DownloadOutput(pb.DownloadOutputRequest(run_id=ids[0]))))
-    assert err.code() == grpc.StatusCode.NOT_FOUND
-    assert "evicted" in (err.details() or "")
-    assert stub.GetRun(pb.GetRunRequest(run_id=ids[2])).output_available
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        listed = [r.run_id for r in stub.ListRuns(pb.ListRunsRequest(page_size=100)).runs]
+        if len(listed) == 3:
+            break
+        time.sleep(0.05)
+    assert listed == ids[:1:-1], "the newest three are kept"
+    for gone in ids[:2]:
+        err = rejected(lambda gone=gone: stub.GetRun(pb.GetRunRequest(run_id=gone)))
+        assert err.code() == grpc.StatusCode.NOT_FOUND
+        assert not (settings.data_dir / "runs" / gone).exists(), "a deleted run leaves no zip"
+    kept = stub.GetRun(pb.GetRunRequest(run_id=ids[2]))
+    assert kept.output_available
     assert list(stub.DownloadOutput(pb.DownloadOutputRequest(run_id=ids[2])))
