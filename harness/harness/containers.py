@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import docker.errors
 import grpc
@@ -192,16 +192,31 @@ def start_pipeline(
     return start_service("pipeline", image, stack, port, env or {}, GRPC_READY, timeout)
 
 
+def pipeline_addr_value(pipeline_addr: str | Sequence[str]) -> str:
+    """PIPELINE_ADDR for one address, or for several (comma-separated: the console
+    balances over them with round_robin; IP literals of one family, plaintext)."""
+    if isinstance(pipeline_addr, str):
+        return pipeline_addr
+    if not pipeline_addr:
+        raise ValueError("no pipeline address")
+    return ",".join(pipeline_addr)
+
+
 def start_console(
     image: str,
     stack: str,
-    pipeline_addr: str,
+    pipeline_addr: str | Sequence[str],
     port: int | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float = START_TIMEOUT_S,
 ) -> ServiceContainer:
-    """Start the console pointed at `pipeline_addr` and wait until /readyz is 200."""
-    settings = {"PIPELINE_TLS": "false", **(env or {}), "PIPELINE_ADDR": pipeline_addr}
+    """Start the console pointed at `pipeline_addr` (one address, or several to
+    balance over) and wait until /readyz is 200."""
+    settings = {
+        "PIPELINE_TLS": "false",
+        **(env or {}),
+        "PIPELINE_ADDR": pipeline_addr_value(pipeline_addr),
+    }
     return start_service("console", image, stack, port, settings, HTTP_READY, timeout)
 
 

@@ -17,7 +17,7 @@ tests/harness/conftest.py can attach its logs to a failing test.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import grpc
 import pytest
@@ -52,7 +52,10 @@ class StackFactory:
         self._boxes.append(track(box))
         return box
 
-    def console(self, stack: str, pipeline_addr: str) -> containers.ServiceContainer:
+    def console(
+        self, stack: str, pipeline_addr: str | Sequence[str]
+    ) -> containers.ServiceContainer:
+        """A console for one pipeline address, or several (round_robin over them)."""
         box = containers.start_console(self.build.ref("console"), stack, pipeline_addr)
         self._boxes.append(track(box))
         return box

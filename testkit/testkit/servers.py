@@ -209,18 +209,21 @@ class Launcher:
         self._started: list[Proc] = []
 
     def pipeline(self, port: int | None = None, **env: str) -> PipelineServer:
-        """A pipeline-server serving metro_schedule (PIPELINE_* overrides as kwargs)."""
+        """A pipeline-server serving metro_schedule (settings such as PIPELINE_* and
+        IMAGE_COMMIT as kwargs)."""
         port = port or free_port()
         workdir = self._tmp.mktemp("pipeline")
         server = PipelineServer(
             name=f"pipeline-server :{port}",
             argv=[str(BIN / "pipeline-server")],
             env=clean_env(
-                PORT=str(port),
-                PIPELINE_NAME="metro_schedule",
-                IMAGE_COMMIT="pipeline-test-commit",
-                PIPELINE_DATA_DIR=str(workdir / "data"),
-                **env,
+                **{
+                    "PORT": str(port),
+                    "PIPELINE_NAME": "metro_schedule",
+                    "IMAGE_COMMIT": "pipeline-test-commit",
+                    "PIPELINE_DATA_DIR": str(workdir / "data"),
+                    **env,
+                }
             ),
             log_path=workdir / "pipeline.log",
             port=port,
@@ -236,7 +239,10 @@ class Launcher:
         server.wait_serving()
 
     def console(self, pipeline_addr: str, **env: str) -> ConsoleServer:
-        """A console-server for PIPELINE_ADDR (other settings as kwargs)."""
+        """A console-server for PIPELINE_ADDR (other settings as kwargs).
+
+        ``pipeline_addr`` may list several addresses, comma-separated: the
+        console balances over them (round_robin)."""
         port = free_port()
         workdir = self._tmp.mktemp("console")
         server = ConsoleServer(
@@ -375,6 +381,8 @@ class StandIn:
     servicer: StandInPipeline
     server: grpc.Server
     port: int
+    # Its grpc.health.v1 servicer: set("", NOT_SERVING) to make it say so.
+    health: RecordingHealth
 
     def stop(self) -> None:
         self.server.stop(None).wait()
@@ -394,7 +402,7 @@ def start_stand_in(*, tls: tuple[bytes, bytes] | None = None, host: str = "127.0
         port = server.add_secure_port(address, grpc.ssl_server_credentials([tls]))
     server.start()
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    return StandIn(servicer, server, port)
+    return StandIn(servicer, server, port, health_servicer)
 
 
 # --- TLS and Google credentials stand-ins ----------------------------------------------

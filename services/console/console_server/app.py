@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         app.state.pipeline = client
         log.info(
             "pipeline at %s (tls=%s, id token=%s)",
-            settings.pipeline_addr,
+            settings.pipeline_target,
             settings.pipeline_tls,
             "for " + settings.pipeline_audience if settings.pipeline_audience else "off",
         )

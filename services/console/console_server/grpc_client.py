@@ -64,16 +64,38 @@ _RETRY_POLICY = {
     "backoffMultiplier": 2,
     "retryableStatusCodes": ["UNAVAILABLE"],
 }
-SERVICE_CONFIG = json.dumps(
+_METHOD_CONFIG = [
     {
-        "methodConfig": [
-            {
-                "name": [{"service": SERVICE_NAME}, {"service": HEALTH_SERVICE_NAME}],
-                "retryPolicy": _RETRY_POLICY,
-            }
-        ]
+        "name": [{"service": SERVICE_NAME}, {"service": HEALTH_SERVICE_NAME}],
+        "retryPolicy": _RETRY_POLICY,
+    }
+]
+SERVICE_CONFIG = json.dumps({"methodConfig": _METHOD_CONFIG})
+
+# Several pipeline addresses (plaintext, this machine): one channel with a
+# subchannel per address and round_robin over the READY ones. A refused or
+# reset connection takes its subchannel out of the rotation at once.
+# healthCheckConfig turns on gRPC's client-side health checking: each
+# subchannel watches its backend's grpc.health.v1 (Watch on the server's
+# overall status, "", which the pipeline sets with its own service's), and
+# only SERVING backends get calls. So a pipeline that says NOT_SERVING
+# (draining, or its store down) gets no traffic, and a call fails UNAVAILABLE
+# only when no backend is SERVING. The console's /readyz therefore means "at
+# least one pipeline backend is SERVING". The Watch streams keep a call in
+# flight on every backend, so keepalive also pings each of them.
+BALANCED_SERVICE_CONFIG = json.dumps(
+    {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "healthCheckConfig": {"serviceName": ""},
+        "methodConfig": _METHOD_CONFIG,
     }
 )
+
+
+def service_config(settings: Settings) -> str:
+    """The channel's service config: round_robin when PIPELINE_ADDR lists several."""
+    return BALANCED_SERVICE_CONFIG if len(settings.pipeline_addrs) > 1 else SERVICE_CONFIG
+
 
 # Keepalive, chosen for Cloud Run on both ends:
 # - ping every 30 s while a call is in flight, so a dead connection under a
@@ -96,7 +118,7 @@ KEEPALIVE_OPTIONS: list[tuple[str, int]] = [
 
 def channel_options(settings: Settings) -> list[tuple[str, Any]]:
     return [
-        ("grpc.service_config", SERVICE_CONFIG),
+        ("grpc.service_config", service_config(settings)),
         ("grpc.enable_retries", 1),
         ("grpc.max_receive_message_length", MAX_RECEIVE_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_SEND_MESSAGE_BYTES),
@@ -111,6 +133,8 @@ def channel_options(settings: Settings) -> list[tuple[str, Any]]:
 def open_channel(settings: Settings, telemetry: Telemetry | None = None) -> grpc.aio.Channel:
     """The channel to PIPELINE_ADDR: TLS with the system roots, or plaintext.
 
+    Several addresses (plaintext only, see Settings) make one channel whose
+    target lists them all (``ipv4:a:1,b:2``), balanced by round_robin.
     With TLS the target's host name is both the SNI and the name the
     certificate must match, and (with the port) the :authority; Cloud Run
     routes on it, so the address must be the service's full host name.
@@ -119,13 +143,13 @@ def open_channel(settings: Settings, telemetry: Telemetry | None = None) -> grpc
     interceptors = client_interceptors(telemetry or Telemetry.noop())
     if settings.pipeline_tls:
         return grpc.aio.secure_channel(
-            settings.pipeline_addr,
+            settings.pipeline_target,
             grpc.ssl_channel_credentials(),
             options=options,
             interceptors=interceptors,
         )
     return grpc.aio.insecure_channel(
-        settings.pipeline_addr, options=options, interceptors=interceptors
+        settings.pipeline_target, options=options, interceptors=interceptors
     )
 
 

@@ -4,14 +4,19 @@ Each field is read from the environment variable of the same name in upper
 case (``pipeline_addr`` ← ``PIPELINE_ADDR``). Nonsense (no pipeline address, a
 port that is not a number, a negative deadline) stops start-up with a message
 naming the variable, instead of surfacing later as a confusing 503.
+
+``PIPELINE_ADDR`` is one ``host:port``, or (plaintext only) several IP-literal
+``host:port`` separated by commas, all IPv4 or all IPv6: the console then
+balances its one channel over them with ``round_robin`` (``pipeline_target``).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
@@ -24,6 +29,12 @@ _ADDR = re.compile(
     r":(?P<port>\d{1,5})$"
 )
 
+# Several addresses: a comma-separated list, for one plaintext channel that
+# spreads calls over every pipeline instance (round_robin). gRPC's ipv4: and
+# ipv6: targets take IP literals of one family only, with a port each; the
+# dns: target takes a single name:port, so it cannot name several ports.
+ADDR_SEPARATOR = ","
+
 Seconds = Annotated[float, Field(gt=0, le=3600)]
 
 
@@ -32,10 +43,12 @@ class Settings(BaseSettings):
 
     # Cloud Run injects PORT; 8080 is its default too.
     port: int = Field(default=8080, ge=1, le=65535)
-    # host:port of the pipeline service (Cloud Run: "<service>-<hash>.a.run.app:443").
-    pipeline_addr: str
     # TLS with the system roots; required for *.run.app, off for loopback.
+    # (Declared before pipeline_addr, whose check depends on it.)
     pipeline_tls: bool = False
+    # host:port of the pipeline service (Cloud Run: "<service>-<hash>.a.run.app:443"),
+    # or, plaintext only, several IP:port separated by commas (round_robin).
+    pipeline_addr: str
     # When set, every call carries a Google ID token for this audience (the
     # pipeline's URL on Cloud Run). Empty means unset.
     pipeline_audience: str | None = None
@@ -56,16 +69,32 @@ class Settings(BaseSettings):
 
     @field_validator("pipeline_addr")
     @classmethod
-    def _host_port(cls, value: str) -> str:
-        value = value.strip()
-        match = _ADDR.match(value)
-        if match is None:
+    def _host_port(cls, value: str, info: ValidationInfo) -> str:
+        entries = [entry.strip() for entry in value.split(ADDR_SEPARATOR)]
+        for entry in entries:
+            _check_host_port(entry)
+        if len(entries) == 1:
+            return entries[0]
+        if info.data.get("pipeline_tls"):
             raise ValueError(
-                f"{value!r} is not host:port (e.g. 127.0.0.1:50051 or pipeline-abc.a.run.app:443)"
+                f"{len(entries)} addresses with PIPELINE_TLS=true: give the one Cloud Run URL "
+                "(host:443); Cloud Run's own load balancer spreads calls over the instances. "
+                "Several addresses are for plaintext pipelines on this machine"
             )
-        if not 1 <= int(match["port"]) <= 65535:
-            raise ValueError(f"{value!r}: port must be 1-65535")
-        return value
+        first = _ip_family(entries[0])
+        for entry in entries[1:]:
+            if _ip_family(entry) != first:
+                raise ValueError(
+                    f"{entry!r} is not {first} like {entries[0]!r}: gRPC balances over one "
+                    "address family per target (ipv4: or ipv6:), so list 127.0.0.1:… or "
+                    "[::1]:… addresses only"
+                )
+        seen: set[str] = set()
+        for entry in entries:
+            if entry in seen:
+                raise ValueError(f"{entry!r} is listed twice")
+            seen.add(entry)
+        return ADDR_SEPARATOR.join(entries)
 
     @field_validator("pipeline_audience")
     @classmethod
@@ -76,10 +105,50 @@ class Settings(BaseSettings):
         return value.strip()
 
     @property
+    def pipeline_addrs(self) -> tuple[str, ...]:
+        """Every address in PIPELINE_ADDR (one, unless several are listed)."""
+        return tuple(self.pipeline_addr.split(ADDR_SEPARATOR))
+
+    @property
     def pipeline_host(self) -> str:
-        """The host part of PIPELINE_ADDR (TLS server name), without brackets."""
-        host = self.pipeline_addr.rsplit(":", 1)[0]
+        """The host part of PIPELINE_ADDR's first address (TLS server name), without brackets."""
+        host = self.pipeline_addrs[0].rsplit(":", 1)[0]
         return host.strip("[]")
+
+    @property
+    def pipeline_target(self) -> str:
+        """The gRPC target: the address itself, or ``ipv4:``/``ipv6:`` and the list."""
+        addrs = self.pipeline_addrs
+        if len(addrs) == 1:
+            return addrs[0]
+        return f"{_ip_family(addrs[0])}:{self.pipeline_addr}"
+
+
+def _check_host_port(entry: str) -> None:
+    if not entry:
+        raise ValueError("an empty entry between commas (host:port,host:port)")
+    match = _ADDR.match(entry)
+    if match is None:
+        raise ValueError(
+            f"{entry!r} is not host:port (e.g. 127.0.0.1:50051 or pipeline-abc.a.run.app:443)"
+        )
+    if not 1 <= int(match["port"]) <= 65535:
+        raise ValueError(f"{entry!r}: port must be 1-65535")
+
+
+def _ip_family(entry: str) -> str:
+    """``ipv4`` or ``ipv6`` for an IP-literal host:port; ValueError otherwise."""
+    host = entry.rsplit(":", 1)[0]
+    try:
+        ip = ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        raise ValueError(
+            f"{entry!r}: with several addresses each host must be an IP address "
+            "(127.0.0.1:50051 or [::1]:50051): gRPC's ipv4:/ipv6: targets resolve no names"
+        ) from None
+    if (ip.version == 6) != host.startswith("["):
+        raise ValueError(f"{entry!r}: IPv6 addresses take brackets ([::1]:50051), IPv4 none")
+    return f"ipv{ip.version}"
 
 
 def load_settings() -> Settings:

@@ -87,3 +87,74 @@ def test_console_server_exits_naming_the_variable() -> None:
     assert result.returncode == 2
     assert "PIPELINE_ADDR" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+
+
+# --- several addresses (one round_robin channel over local pipelines) ------------
+
+
+@pytest.mark.parametrize(
+    ("addr", "bad"),
+    [
+        ("127.0.0.1:50051,127.0.0.1", "'127.0.0.1' is not host:port"),
+        ("127.0.0.1:50051,127.0.0.1:0", "'127.0.0.1:0': port must be 1-65535"),
+        ("127.0.0.1:50051,", "an empty entry"),
+        ("127.0.0.1:50051,,127.0.0.1:50052", "an empty entry"),
+        ("127.0.0.1:50051,[::1]:50052", "'[::1]:50052' is not ipv4 like '127.0.0.1:50051'"),
+        ("[::1]:50051,127.0.0.1:50052", "'127.0.0.1:50052' is not ipv6 like '[::1]:50051'"),
+        ("127.0.0.1:50051,localhost:50052", "'localhost:50052': with several addresses"),
+        ("pipeline.a.run.app:443,127.0.0.1:1", "'pipeline.a.run.app:443': with several"),
+        ("[127.0.0.1]:50051,127.0.0.1:50052", "'[127.0.0.1]:50051': IPv6 addresses take brackets"),
+        ("127.0.0.1:50051,127.0.0.1:50051", "'127.0.0.1:50051' is listed twice"),
+    ],
+)
+def test_a_bad_entry_in_a_list_is_named(addr: str, bad: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        settings(PIPELINE_ADDR=addr)
+    (error,) = caught.value.errors()
+    assert error["loc"] == ("pipeline_addr",)
+    assert bad in error["msg"]
+
+
+def test_several_addresses_with_tls_are_refused_saying_why() -> None:
+    with pytest.raises(ValidationError) as caught:
+        settings(PIPELINE_ADDR="a.run.app:443,b.run.app:443", PIPELINE_TLS="true")
+    (error,) = caught.value.errors()
+    assert error["loc"] == ("pipeline_addr",)
+    assert "2 addresses with PIPELINE_TLS=true" in error["msg"]
+    assert "Cloud Run's own load balancer" in error["msg"]
+
+
+@pytest.mark.parametrize(
+    ("addr", "target"),
+    [
+        ("127.0.0.1:50051, 127.0.0.1:50052", "ipv4:127.0.0.1:50051,127.0.0.1:50052"),
+        (" [::1]:50051 ,[::1]:50052,[::1]:50053", "ipv6:[::1]:50051,[::1]:50052,[::1]:50053"),
+    ],
+)
+def test_several_addresses_make_one_balanced_target(addr: str, target: str) -> None:
+    s = settings(PIPELINE_ADDR=addr)
+    assert s.pipeline_target == target
+    assert len(s.pipeline_addrs) == target.count(",") + 1
+    assert s.pipeline_addr == target.split(":", 1)[1]
+
+
+@pytest.mark.parametrize("addr", ["127.0.0.1:50051", "localhost:1", "pipeline-abc.a.run.app:443"])
+def test_one_address_is_its_own_target(addr: str) -> None:
+    s = settings(PIPELINE_ADDR=addr)
+    assert s.pipeline_target == addr
+    assert s.pipeline_addrs == (addr,)
+
+
+def test_console_server_exits_naming_the_bad_entry() -> None:
+    result = subprocess.run(
+        [str(BIN / "console-server")],
+        env=clean_env(PORT="8080", PIPELINE_ADDR="127.0.0.1:50051,localhost:50052"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "PIPELINE_ADDR" in result.stdout
+    assert "localhost:50052" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
