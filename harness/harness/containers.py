@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import docker.errors
 import grpc
@@ -25,6 +27,10 @@ from testkit.net import free_port
 STACK_LABEL = "org.cloudrun-gtfs.stack"
 SERVICE_LABEL = "org.cloudrun-gtfs.service"
 START_TIMEOUT_S = 60.0
+# The services' user in the image (services/Dockerfile: USER 10001:10001).
+SERVICE_UID = 10001
+# Where a pipeline container keeps its run store when given a host folder.
+CONTAINER_DATA_DIR = "/data"
 
 
 class ContainerFailed(RuntimeError):
@@ -75,6 +81,12 @@ class ServiceContainer:
         with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
             self.container.get_wrapped_container().stop(timeout=timeout)
 
+    def start_again(self, probe: Probe | None = None, timeout: float = START_TIMEOUT_S) -> None:
+        """Start this stopped or killed container again (same port, same mounts) and wait
+        until it is ready: a restarted instance, as after a crash."""
+        self.container.get_wrapped_container().start()
+        _wait(self, probe or (GRPC_READY if self.service == "pipeline" else HTTP_READY), timeout)
+
     def kill(self) -> None:
         """SIGKILL at once: an instance that dies mid-request."""
         with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
@@ -85,9 +97,27 @@ class ServiceContainer:
             self.container.stop(force=True)
 
 
+def shared_data_dir(path: Path) -> Path:
+    """A host folder a pipeline container can keep its run store in (and several
+    containers can share, as Cloud Run instances share Cloud SQL and a bucket)."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        os.chown(path, SERVICE_UID, SERVICE_UID)
+    else:
+        path.chmod(0o777)
+    return path
+
+
 def _start(
-    service: str, image: str, port: int, stack: str, env: Mapping[str, str]
+    service: str,
+    image: str,
+    port: int,
+    stack: str,
+    env: Mapping[str, str],
+    data_dir: Path | None = None,
 ) -> ServiceContainer:
+    if data_dir is not None:
+        env = {**env, "PIPELINE_DATA_DIR": CONTAINER_DATA_DIR}
     container = (
         DockerContainer(image)
         .with_envs(**{**env, "PORT": str(port)})
@@ -97,6 +127,10 @@ def _start(
             labels={STACK_LABEL: stack, SERVICE_LABEL: service},
         )
     )
+    if data_dir is not None:
+        container = container.with_volume_mapping(
+            str(shared_data_dir(data_dir)), CONTAINER_DATA_DIR, "rw"
+        )
     container.start()
     return ServiceContainer(service, image, port, stack, container)
 
@@ -160,13 +194,14 @@ def start_service(
     env: Mapping[str, str],
     probe: Probe,
     timeout: float = START_TIMEOUT_S,
+    data_dir: Path | None = None,
 ) -> ServiceContainer:
     """Start one service on `port` (None: a free one) and wait until `probe` passes."""
     # A port picked here is free only until something else binds it; another test
     # worker may win that race. Retry with a new port; a fixed port is not retried.
     attempts = 1 if port else 3
     for attempt in range(1, attempts + 1):
-        box = _start(service, image, port or free_port(), stack, env)
+        box = _start(service, image, port or free_port(), stack, env, data_dir)
         try:
             _wait(box, probe, timeout)
         except ContainerFailed:
@@ -187,9 +222,14 @@ def start_pipeline(
     port: int | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float = START_TIMEOUT_S,
+    data_dir: Path | None = None,
 ) -> ServiceContainer:
-    """Start the pipeline and wait until grpc.health.v1 says SERVING."""
-    return start_service("pipeline", image, stack, port, env or {}, GRPC_READY, timeout)
+    """Start the pipeline and wait until grpc.health.v1 says SERVING.
+
+    ``data_dir``: a host folder mounted as its PIPELINE_DATA_DIR, so its run store
+    outlives the container and can be shared with other pipeline containers.
+    """
+    return start_service("pipeline", image, stack, port, env or {}, GRPC_READY, timeout, data_dir)
 
 
 def pipeline_addr_value(pipeline_addr: str | Sequence[str]) -> str:
