@@ -4,6 +4,7 @@ by Playwright (the system browser; Playwright never downloads one)."""
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
 
-from testkit.servers import TINY_FEED, Stack
+from testkit.servers import TINY_FEED, Launcher, Stack
 from testkit.zips import make_zip
 
 pytestmark = pytest.mark.browser
@@ -131,3 +132,39 @@ def test_a_bad_upload_shows_the_error(page: Page, tmp_path: Path) -> None:
     error = page.locator("#upload-result [data-error]")
     expect(error).to_have_attribute("data-error", "not_a_zip")
     expect(error).to_contain_text("not a zip")
+
+
+def test_history_shows_runs_from_before_the_pipeline_restarted(
+    browser: Browser, launch: Launcher, tmp_path: Path
+) -> None:
+    """The run store outlives the pipeline process: after kill -9 and a new start on
+    the same store, the history page still lists the earlier runs and serves their zip."""
+    pipeline = launch.pipeline()
+    console = launch.console(pipeline.addr)
+    with console.client() as client:
+        before = client.post(
+            "/api/runs",
+            files={"feed": ("before-restart.zip", make_zip(TINY_FEED), "application/zip")},
+        ).json()
+    assert before["status"] == "completed"
+
+    pipeline.signal(signal.SIGKILL)
+    pipeline.popen.wait(10)  # type: ignore[union-attr]
+    launch.restart(pipeline)
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        page.goto(console.url + "/")
+        expect(page.locator("body")).to_have_attribute("data-loaded", "true")
+        row = page.locator(f'#runs tbody tr[data-run="{before["run_id"]}"]')
+        expect(row).to_be_visible(timeout=15_000)
+        expect(row).to_contain_text("before-restart.zip")
+        expect(row.locator(".badge")).to_have_text("completed")
+        href = row.locator("a.download").get_attribute("href")
+        with console.client() as client:
+            download = client.get(href or "")
+        assert download.status_code == 200
+        assert len(download.content) == before["output_size"]
+    finally:
+        context.close()
