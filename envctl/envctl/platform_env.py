@@ -29,7 +29,31 @@ The names are the same on both platforms (a callee C, a called service S):
     S_REQUIRE_ID_TOKEN   envctl: true                     unset
     S_ALLOWED_INVOKERS   envctl: the callers' accounts    unset
     S_TOKEN_AUDIENCE     stack: S's own URL               unset
+    S_DATABASE_URL       envctl: S's Cloud SQL database   unset (the service's default:
+                         (``storage.database``), below    SQLite in its data directory)
+    S_OUTPUT_URL         envctl: gs://BUCKET/runs         unset (the service's default:
+                         (``storage.bucket``)             a folder in its data directory)
+    S_RETENTION_DAYS,    envctl: ``storage.retention``    envctl: ``storage.retention``
+    S_RETENTION_RUNS     (0: no limit)                    (0: no limit)
     ==================== ================================ ==============================
+
+The last four are for a service S with a ``storage`` section (the pipeline's run store).
+The names of its cloud resources are derived here, once, for both the variables and the
+stack (``envctl.render`` hands them to modules/cloud-sql-postgres and storage-bucket):
+
+    Cloud SQL instance id   S-runs-ENV                          ``database_instance``
+    database                runs                                ``DATABASE``
+    IAM database user       svc-S@PROJECT.iam (the account's    ``database_user``
+                            email without .gserviceaccount.com)
+    bucket                  PROJECT-S-runs                      ``bucket_name``
+
+    S_DATABASE_URL = postgresql+pg8000://svc-S%40PROJECT.iam@/runs?cloud_sql_instance=PROJECT:REGION:S-runs-ENV
+    S_OUTPUT_URL   = gs://PROJECT-S-runs/runs
+
+The database URL is a SQLAlchemy URL with no host and no password: the service connects
+through the Cloud SQL Python Connector (private IP, IAM database authentication) to the
+instance the ``cloud_sql_instance`` query parameter names, as the IAM user (its ``@``
+written ``%40``, as SQLAlchemy renders it).
 """
 
 from __future__ import annotations
@@ -93,6 +117,40 @@ def service_account_id(service: str) -> str:
 
 def service_account_email(env: Environment, service: str) -> str:
     return f"{service_account_id(service)}@{env.project}.iam.gserviceaccount.com"
+
+
+# The run store's database on its Cloud SQL instance, and the object prefix in its bucket.
+DATABASE = "runs"
+OUTPUT_PREFIX = "runs"
+# Cloud SQL names a service account's IAM database user after its email without this.
+_SA_EMAIL_SUFFIX = ".gserviceaccount.com"
+
+
+def database_instance(env: Environment, service: str) -> str:
+    """The Cloud SQL instance id of ``service``'s run store: pipeline-runs-dev."""
+    return f"{service}-runs-{env.name}"
+
+
+def database_user(env: Environment, service: str) -> str:
+    """Cloud SQL's IAM database user for ``service``'s account: svc-pipeline@PROJECT.iam."""
+    return service_account_email(env, service).removesuffix(_SA_EMAIL_SUFFIX)
+
+
+def bucket_name(env: Environment, service: str) -> str:
+    """The run store's bucket; bucket names are global, so it starts with the project id."""
+    return f"{env.project}-{service}-runs"
+
+
+def database_url(env: Environment, service: str) -> str:
+    """The SQLAlchemy URL of ``service``'s Cloud SQL database (see the module doc)."""
+    user = database_user(env, service).replace("@", "%40")
+    instance = f"{env.project}:{env.region}:{database_instance(env, service)}"
+    return f"postgresql+pg8000://{user}@/{DATABASE}?cloud_sql_instance={instance}"
+
+
+def output_url(env: Environment, service: str) -> str:
+    """Where ``service`` writes its zips: gs://BUCKET/runs."""
+    return f"gs://{bucket_name(env, service)}/{OUTPUT_PREFIX}"
 
 
 def declared_ports(env: Environment) -> dict[str, int]:
@@ -208,6 +266,36 @@ def _cloud_run(env: Environment, name: str) -> list[PlatformVar]:
                 url=ServiceUrl(name, URL),
             ),
         ]
+    return found + _storage(env, name)
+
+
+def _storage(env: Environment, name: str) -> list[PlatformVar]:
+    """The run store's variables, for a service with a ``storage`` section."""
+    storage = env.service(name).get("storage")
+    if storage is None:
+        return []
+    prefix, rendered, unset = env_prefix(name), Source.RENDERED, Source.UNSET
+    found = [
+        PlatformVar(
+            f"{prefix}_RETENTION_{key.upper()}",
+            rendered,
+            f"from storage.retention.{key}",
+            str(storage["retention"][key]),
+        )
+        for key in ("days", "runs")
+    ]
+    if env.is_cloud and "database" in storage:
+        why = "from storage.database: the run store's Cloud SQL database"
+        found.append(PlatformVar(f"{prefix}_DATABASE_URL", rendered, why, database_url(env, name)))
+    else:
+        why = "the service's default: a SQLite file in its data directory"
+        found.append(PlatformVar(f"{prefix}_DATABASE_URL", unset, why))
+    if env.is_cloud and "bucket" in storage:
+        why = "from storage.bucket: the run store's bucket"
+        found.append(PlatformVar(f"{prefix}_OUTPUT_URL", rendered, why, output_url(env, name)))
+    else:
+        why = "the service's default: a folder in its data directory"
+        found.append(PlatformVar(f"{prefix}_OUTPUT_URL", unset, why))
     return found
 
 
@@ -240,7 +328,7 @@ def _docker(
         prefix = env_prefix(name)
         for suffix in _CALLEE_SUFFIXES:
             found.append(PlatformVar(f"{prefix}_{suffix}", unset, "docker has no ID tokens"))
-    return found
+    return found + _storage(env, name)
 
 
 _CLOUD_RUN_ONLY = ("K_SERVICE", "K_CONFIGURATION", "K_REVISION")

@@ -282,6 +282,126 @@ def _rollout_revision(env: Environment) -> Iterator[Problem]:
             )
 
 
+# --- the run store ------------------------------------------------------------------
+
+# Services whose state lives in a run store, and why it must be declared.
+STORE = {"pipeline": "its run history and outputs are shared by every instance and outlive it"}
+# Environments whose run store holds data that must survive a mistake.
+PRODUCTION = {"prod"}
+
+
+@rule("run-store")
+def _run_store(env: Environment) -> Iterator[Problem]:
+    """A service that keeps runs declares its store: retention everywhere; on cloudrun a
+    database and a bucket (reached over its VPC), on docker neither (SQLite and a folder)."""
+    for name, svc in env.services.items():
+        storage = svc.get("storage")
+        if storage is None:
+            if name in STORE:
+                yield env.problem(
+                    _svc(name),
+                    f"{name}: declares no storage, but {STORE[name]}: add storage "
+                    "(retention, and on cloudrun database and bucket)",
+                )
+            continue
+        for part, what in (("database", "Cloud SQL"), ("bucket", "Cloud Storage")):
+            if env.is_cloud and part not in storage:
+                yield env.problem(
+                    _svc(name, "storage"),
+                    f"{name}: storage.{part} is missing: on cloudrun the run store is "
+                    f"{what}, shared by every instance (a container's disk is not)",
+                )
+            elif not env.is_cloud and part in storage:
+                yield env.problem(
+                    _svc(name, "storage", part),
+                    f"{name}: storage.{part} is for cloudrun only; on docker the service "
+                    "keeps its runs in its data directory (a SQLite file and a folder)",
+                )
+        if env.is_cloud and "database" in storage and svc.get("vpc") is None:
+            yield env.problem(
+                _svc(name, "storage", "database"),
+                f"{name}: the run store's database has a private IP only; the service "
+                "reaches it through Direct VPC egress: add vpc",
+            )
+
+
+@rule("retention-bounded")
+def _retention_bounded(env: Environment) -> Iterator[Problem]:
+    """At least one retention limit: an unbounded store grows (and costs) forever, and
+    ListRuns, the bench and the disk size all assume a bound."""
+    for name, svc in env.services.items():
+        retention = (svc.get("storage") or {}).get("retention")
+        if retention is not None and retention["days"] == 0 and retention["runs"] == 0:
+            yield env.problem(
+                _svc(name, "storage", "retention"),
+                f"{name}: both retention limits are 0 (off): set days, runs or both, "
+                "or the run store grows without end",
+            )
+
+
+@rule("bucket-outlives-rows")
+def _bucket_outlives_rows(env: Environment) -> Iterator[Problem]:
+    """The bucket's lifecycle never deletes a zip a retained run still points at."""
+    for name, svc in env.services.items():
+        storage = svc.get("storage") or {}
+        bucket = storage.get("bucket")
+        if bucket is None:
+            continue
+        days, lifecycle = storage["retention"]["days"], bucket["lifecycle_days"]
+        path = _svc(name, "storage", "bucket", "lifecycle_days")
+        if days > 0 and lifecycle <= days:
+            yield env.problem(
+                path,
+                f"{name}: the bucket deletes zips after {lifecycle} days, but runs are kept "
+                f"{days} days (storage.retention.days): set it above {days}, or runs "
+                "would point at zips that are gone",
+            )
+        elif days == 0 and lifecycle > 0:
+            yield env.problem(
+                path,
+                f"{name}: runs have no age limit (storage.retention.days: 0), so a bucket "
+                f"lifecycle of {lifecycle} days would delete zips of runs still kept: set 0",
+            )
+
+
+@rule("production-storage")
+def _production_storage(env: Environment) -> Iterator[Problem]:
+    """Production's run store has backups, point-in-time recovery and deletion protection."""
+    if env.name not in PRODUCTION or not env.is_cloud:
+        return
+    stores = [name for name, svc in env.services.items() if "database" in svc.get("storage", {})]
+    for name in stores:
+        database = env.services[name]["storage"]["database"]
+        for key, what in (
+            ("backups", "backups"),
+            ("point_in_time_recovery", "point-in-time recovery"),
+        ):
+            if not database[key]:
+                yield env.problem(
+                    _svc(name, "storage", "database", key),
+                    f"{name}: {env.name}'s run store keeps {what} (true): a bad migration "
+                    "or a wrong delete must be recoverable",
+                )
+    if stores and not env.data["deletion_protection"]:
+        yield env.problem(
+            ("deletion_protection",),
+            f"{env.name} holds a run store ({', '.join(stores)}): deletion_protection must be "
+            "true, so no plan destroys its database or empties its bucket",
+        )
+
+
+@rule("pitr-needs-backups")
+def _pitr_needs_backups(env: Environment) -> Iterator[Problem]:
+    """Cloud SQL recovers to a point in time from a backup plus the log: no backup, no PITR."""
+    for name, svc in env.services.items():
+        database = svc.get("storage", {}).get("database")
+        if database and database["point_in_time_recovery"] and not database["backups"]:
+            yield env.problem(
+                _svc(name, "storage", "database", "point_in_time_recovery"),
+                f"{name}: point-in-time recovery starts from a backup: set backups: true",
+            )
+
+
 # --- environment-wide -------------------------------------------------------------
 
 _REGISTRY = re.compile(r"^(?P<location>[a-z0-9-]+)-docker\.pkg\.dev/(?P<project>[^/]+)/")

@@ -12,7 +12,10 @@ each one gets. Derived values are computed here, once:
   ``url_env`` names the variables whose value is a Cloud Run URL (NAME_ADDR,
   NAME_AUDIENCE, NAME_TOKEN_AUDIENCE) as ``{"service": NAME, "form": "url"|"address"}``,
   and the stack only fills in the URL, because it holds the project number. Cloud Run
-  itself adds PORT and K_SERVICE/K_REVISION/K_CONFIGURATION.
+  itself adds PORT and K_SERVICE/K_REVISION/K_CONFIGURATION;
+- a service's run store (``storage``): its Cloud SQL instance, database and IAM user, and
+  its bucket, with the names ``envctl.platform_env`` puts in NAME_DATABASE_URL and
+  NAME_OUTPUT_URL, so the stack creates exactly what the service is told to use.
 
 For the docker platform ``envctl.local`` gives the same variables with loopback addresses.
 """
@@ -26,6 +29,9 @@ from typing import Any
 from envctl.local import render_local
 from envctl.model import Environment
 from envctl.platform_env import (
+    DATABASE,
+    bucket_name,
+    database_instance,
     platform_env,
     service_account_id,
     service_env,
@@ -38,6 +44,7 @@ INGRESS = {
     "internal-and-cloud-load-balancing": "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
     "all": "INGRESS_TRAFFIC_ALL",
 }
+AVAILABILITY = {"zonal": "ZONAL", "regional": "REGIONAL"}
 EGRESS = {"all-traffic": "ALL_TRAFFIC", "private-ranges-only": "PRIVATE_RANGES_ONLY"}
 LATEST = "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST"
 REVISION = "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION"
@@ -99,6 +106,33 @@ def _service(env: Environment, name: str) -> dict[str, Any]:
             "egress": EGRESS[vpc["egress"]],
         },
         "traffic": _traffic(svc.get("rollout")),
+        "storage": _storage(env, name),
+    }
+
+
+def _storage(env: Environment, name: str) -> dict[str, Any] | None:
+    """The run store's cloud resources, named as the service's variables name them."""
+    storage = env.services[name].get("storage")
+    if storage is None:
+        return None
+    database, bucket = storage.get("database"), storage.get("bucket")
+    return {
+        "database": None
+        if database is None
+        else {
+            "instance": database_instance(env, name),
+            "database": DATABASE,
+            "network": env.services[name]["vpc"]["network"],
+            "tier": database["tier"],
+            "availability": AVAILABILITY[database["availability"]],
+            "disk_gb": database["disk_gb"],
+            "backups": database["backups"],
+            "point_in_time_recovery": database["point_in_time_recovery"],
+            "query_insights": database.get("query_insights", False),
+        },
+        "bucket": None
+        if bucket is None
+        else {"name": bucket_name(env, name), "lifecycle_days": bucket["lifecycle_days"]},
     }
 
 

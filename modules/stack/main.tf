@@ -31,6 +31,15 @@ locals {
   secret_ids = {
     for name, svc in var.services : name => toset([for ref in values(svc.secret_env) : ref.secret])
   }
+
+  # A service's run store (envctl names its resources as its NAME_DATABASE_URL and
+  # NAME_OUTPUT_URL do): a Cloud SQL instance and a bucket, each only when the file has it.
+  databases = {
+    for name, svc in var.services : name => svc.storage.database if try(svc.storage.database, null) != null
+  }
+  buckets = {
+    for name, svc in var.services : name => svc.storage.bucket if try(svc.storage.bucket, null) != null
+  }
 }
 
 module "registry" {
@@ -58,6 +67,41 @@ module "secret_access" {
   project_id = var.project_id
   secret_ids = each.value
   member     = module.identity[each.key].member
+}
+
+module "database" {
+  source   = "../cloud-sql-postgres"
+  for_each = local.databases
+
+  project_id   = var.project_id
+  region       = var.region
+  name         = each.value.instance
+  network      = each.value.network
+  database     = each.value.database
+  tier         = each.value.tier
+  availability = each.value.availability
+  disk_gb      = each.value.disk_gb
+  backups = {
+    enabled                = each.value.backups
+    point_in_time_recovery = each.value.point_in_time_recovery
+  }
+  query_insights        = each.value.query_insights
+  service_account_email = module.identity[each.key].email
+  deletion_protection   = var.deletion_protection
+  labels                = var.labels
+}
+
+module "bucket" {
+  source   = "../storage-bucket"
+  for_each = local.buckets
+
+  project_id          = var.project_id
+  name                = each.value.name
+  location            = var.region
+  lifecycle_days      = each.value.lifecycle_days
+  member              = module.identity[each.key].member
+  deletion_protection = var.deletion_protection
+  labels              = var.labels
 }
 
 module "service" {
@@ -93,8 +137,9 @@ module "service" {
   labels              = var.labels
   deletion_protection = var.deletion_protection
 
-  # A revision that reads a secret must not start before it may read it.
-  depends_on = [module.secret_access]
+  # A revision must not start before it may read its secrets and reach its run store
+  # (its readiness waits for the database).
+  depends_on = [module.secret_access, module.database, module.bucket]
 }
 
 module "invoker" {

@@ -22,3 +22,13 @@ output "registry_url" {
   description = "Docker registry URL of the environment: LOCATION-docker.pkg.dev/PROJECT/REPOSITORY."
   value       = module.registry.repository_url
 }
+
+output "database_connection_names" {
+  description = "Map of service name to its run store's Cloud SQL instance connection name (PROJECT:REGION:INSTANCE)."
+  value       = { for name, db in module.database : name => db.connection_name }
+}
+
+output "bucket_urls" {
+  description = "Map of service name to its run store's bucket as gs://NAME."
+  value       = { for name, bucket in module.bucket : name => bucket.url }
+}

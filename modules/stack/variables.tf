@@ -38,7 +38,7 @@ variable "registry" {
 
 variable "deletion_protection" {
   type        = bool
-  description = "Whether the Cloud Run services refuse to be destroyed by a plan."
+  description = "Whether the Cloud Run services, and the run stores' Cloud SQL instances and buckets, refuse to be destroyed by a plan."
 }
 
 variable "labels" {
@@ -96,8 +96,25 @@ variable "services" {
       revision = optional(string)
       tag      = optional(string)
     }))
+    storage = optional(object({
+      database = optional(object({
+        instance               = string
+        database               = string
+        network                = string
+        tier                   = string
+        availability           = string
+        disk_gb                = number
+        backups                = bool
+        point_in_time_recovery = bool
+        query_insights         = bool
+      }))
+      bucket = optional(object({
+        name           = string
+        lifecycle_days = number
+      }))
+    }))
   }))
-  description = "Services by name, as `envctl render` writes them: image by digest, the commit it was built from, identity, exposure, callers/callees, sizing, probes, env (every plain variable, the platform's included), url_env (variables holding a service's Cloud Run URL: {service, form = url or address}), secret references, VPC egress and traffic split."
+  description = "Services by name, as `envctl render` writes them: image by digest, the commit it was built from, identity, exposure, callers/callees, sizing, probes, env (every plain variable, the platform's included), url_env (variables holding a service's Cloud Run URL: {service, form = url or address}), secret references, VPC egress, traffic split, and the run store (storage: its Cloud SQL instance and bucket, named as the service's NAME_DATABASE_URL and NAME_OUTPUT_URL name them)."
 
   validation {
     condition = alltrue([

@@ -101,7 +101,11 @@ def test_the_contract_names_the_same_variables_on_both_platforms(repo_root: Path
         "K_REVISION",
         "K_SERVICE",
         "PIPELINE_ALLOWED_INVOKERS",
+        "PIPELINE_DATABASE_URL",
+        "PIPELINE_OUTPUT_URL",
         "PIPELINE_REQUIRE_ID_TOKEN",
+        "PIPELINE_RETENTION_DAYS",
+        "PIPELINE_RETENTION_RUNS",
         "PIPELINE_TOKEN_AUDIENCE",
         "PORT",
     }
@@ -198,3 +202,54 @@ def test_the_readme_table_lists_the_contracts_names(repo_root: Path) -> None:
     }
     dev = load_environment(repo_root, "dev")
     assert documented == {var for service in dev.services for var in platform_env(dev, service)}
+
+
+def test_the_run_store_variables_name_the_stacks_resources(repo_root: Path) -> None:
+    """What the pipeline is told to use is what modules/stack creates (render's storage)."""
+    dev = load_environment(repo_root, "dev")
+    pipeline = service_env(dev, "pipeline")
+    assert pipeline["PIPELINE_DATABASE_URL"] == (
+        "postgresql+pg8000://svc-pipeline%40gtfs-gitops-dev.iam@/runs"
+        "?cloud_sql_instance=gtfs-gitops-dev:europe-west1:pipeline-runs-dev"
+    )
+    assert pipeline["PIPELINE_OUTPUT_URL"] == "gs://gtfs-gitops-dev-pipeline-runs/runs"
+    assert (pipeline["PIPELINE_RETENTION_DAYS"], pipeline["PIPELINE_RETENTION_RUNS"]) == (
+        "14",
+        "2000",
+    )
+    storage = render(dev)["services"]["pipeline"]["storage"]
+    assert storage["database"]["instance"] == "pipeline-runs-dev"
+    assert storage["database"]["database"] == "runs"
+    assert storage["bucket"]["name"] == "gtfs-gitops-dev-pipeline-runs"
+    assert render(dev)["services"]["console"]["storage"] is None
+
+
+@pytest.mark.parametrize("env_name", CLOUD)
+def test_the_database_url_is_a_sqlalchemy_url_for_the_iam_user(
+    repo_root: Path, env_name: str
+) -> None:
+    """Parsed the way the pipeline parses it: no host, no password, the IAM user and the
+    instance connection name PROJECT:REGION:INSTANCE."""
+    make_url = pytest.importorskip("sqlalchemy.engine").make_url  # the pipeline's parser
+
+    env = load_environment(repo_root, env_name)
+    url = make_url(service_env(env, "pipeline")["PIPELINE_DATABASE_URL"])
+    assert url.drivername == "postgresql+pg8000"
+    assert url.username == f"svc-pipeline@{env.project}.iam"
+    assert (url.password, url.host, url.port, url.database) == (None, None, None, "runs")
+    instance = render(env)["services"]["pipeline"]["storage"]["database"]["instance"]
+    assert dict(url.query) == {"cloud_sql_instance": f"{env.project}:{env.region}:{instance}"}
+
+
+def test_docker_leaves_the_store_to_the_pipelines_defaults(repo_root: Path) -> None:
+    local = load_environment(repo_root, "local")
+    owned = platform_env(local, "pipeline")
+    assert owned["PIPELINE_DATABASE_URL"].source is Source.UNSET
+    assert owned["PIPELINE_OUTPUT_URL"].source is Source.UNSET
+    pipeline = local_service_settings(local, ports=declared_ports(local))["pipeline"]["env"]
+    assert "PIPELINE_DATABASE_URL" not in pipeline
+    assert "PIPELINE_OUTPUT_URL" not in pipeline
+    assert (pipeline["PIPELINE_RETENTION_DAYS"], pipeline["PIPELINE_RETENTION_RUNS"]) == (
+        "7",
+        "500",
+    )

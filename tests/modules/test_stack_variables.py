@@ -53,6 +53,29 @@ def test_service_pieces_fit_the_cloud_run_module(name: str) -> None:
         assert re.fullmatch(r"[^@:]+/[^@:]+@sha256:[0-9a-f]{64}", svc["image"])
 
 
+@pytest.mark.parametrize("name", CLOUD)
+def test_storage_pieces_fit_the_run_store_modules(name: str) -> None:
+    """What the stack passes to cloud-sql-postgres and storage-bucket, from the render,
+    passes their validations' patterns (the stack itself only renames the keys)."""
+    database = {v.name: v for v in hcl.variables(ROOT / "modules" / "cloud-sql-postgres")}
+    assert {"tier", "availability", "disk_gb", "network", "name"} <= database.keys()
+    rendered = render(load_environment(ROOT, name))
+    stores = [s["storage"] for s in rendered["services"].values() if s["storage"]]
+    assert stores, f"{name} has no run store"
+    for storage in stores:
+        db, bucket = storage["database"], storage["bucket"]
+        assert re.fullmatch(
+            r"db-(f1-micro|g1-small|custom-[1-9][0-9]*-[1-9][0-9]{2,5})", db["tier"]
+        )
+        assert db["availability"] in {"ZONAL", "REGIONAL"}
+        assert re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", db["instance"])
+        assert len(f"{rendered['project_id']}:{db['instance']}") <= 98  # Cloud SQL's limit
+        assert re.fullmatch(r"[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]", bucket["name"])
+        assert "goog" not in bucket["name"]
+        if db["point_in_time_recovery"]:
+            assert db["backups"]
+
+
 def test_the_type_checker_catches_a_mismatch() -> None:
     declared = {v.name: v for v in hcl.variables(STACK)}
     tfvars = render(load_environment(ROOT, "dev"))

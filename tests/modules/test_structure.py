@@ -19,6 +19,8 @@ NAMES = [
     "cloud-run-service",
     "invoker-iam",
     "secret-access",
+    "cloud-sql-postgres",
+    "storage-bucket",
     "stack",
 ]
 ALL_TF = sorted(MODULES.rglob("*.tf"))
@@ -44,6 +46,20 @@ CONSTRAINED = {
     },
     "invoker-iam": {"members"},
     "secret-access": {"secret_ids", "member"},
+    "cloud-sql-postgres": {
+        "region",
+        "name",
+        "database_version",
+        "network",
+        "database",
+        "tier",
+        "availability",
+        "disk_gb",
+        "backups",
+        "maintenance_window",
+        "service_account_email",
+    },
+    "storage-bucket": {"name", "location", "lifecycle_days", "soft_delete_days", "member"},
     "stack": {"environment", "project_id", "region", "services"},
 }
 META_ARGUMENTS = {"source", "version", "for_each", "count", "depends_on", "providers"}
