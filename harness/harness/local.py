@@ -66,9 +66,11 @@ def _start_all(
             svc.env,
             svc.probe,
             svc.ready_within_s,
+            svc.data_dir,
         )
         boxes.append(box)
-        _say(f"{svc.name} ready on {box.addr}")
+        kept = f" (run store in {svc.data_dir})" if svc.data_dir else ""
+        _say(f"{svc.name} ready on {box.addr}{kept}")
 
 
 def run(env: Environment | None = None) -> int:

@@ -10,12 +10,16 @@ settings.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from envctl.load import load_environment
 from envctl.local import local_service_settings
 from envctl.model import Environment
 from harness.containers import Probe
 from harness.tree import REPO_ROOT
+
+# Run stores of the docker environments (gitignored): delete a folder for an empty history.
+LOCAL_DATA = REPO_ROOT / ".cache" / "local-data"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +31,9 @@ class DockerService:
     # The startup probe, as Cloud Run would run it, and how long it may take.
     probe: Probe
     ready_within_s: float
+    # A host folder for the service's run store (services with a `storage` section):
+    # history and zips survive `make up` being stopped and started again.
+    data_dir: Path | None = None
 
 
 def load(name: str = "local") -> Environment:
@@ -60,5 +67,8 @@ def docker_services(env: Environment, image_commit: str | None = None) -> list[D
         probe = Probe(startup["type"], startup.get("path") or "/readyz")
         within = float(startup["period_seconds"] * startup["failure_threshold"])
         port = int(settings[name]["port"])
-        services.append(DockerService(name, port, dict(settings[name]["env"]), probe, within))
+        data_dir = LOCAL_DATA / env.name / name if env.service(name).get("storage") else None
+        services.append(
+            DockerService(name, port, dict(settings[name]["env"]), probe, within, data_dir)
+        )
     return services
