@@ -167,13 +167,13 @@ def start(
         spool.close()
         store.engine.dispose()
         raise OSError(f"could not bind {host}:{settings.port} (PORT): address in use?") from exc
-    for name in ("", SERVICE_NAME):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    # The store is opened (and migrated) before the first call is taken, so a healthy
+    # store never shows callers a NOT_SERVING moment. One that cannot be reached now
+    # is retried by the monitor: the instance serves NOT_SERVING with the reason
+    # rather than crash-looping.
+    serving(monitor.first_check(), monitor.reason)
     server.start()
     log.info("listening on %s:%d", host, port)
-    # A store that cannot be reached now is retried by the monitor: the instance
-    # stays up, NOT_SERVING with the reason, rather than crash-looping.
-    monitor.first_check()
     monitor.start()
     return RunningServer(server, health_servicer, port, pipeline, store, monitor, spool)
 
