@@ -36,6 +36,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+import requests
+from google.api_core.exceptions import GoogleAPIError
 from google.api_core.retry import Retry
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage  # type: ignore[import-untyped]  # no py.typed
@@ -214,7 +216,8 @@ def gcs(gcs_emulator: GcsEmulator) -> Iterator[GcsBucket]:
         yield GcsBucket(name, gcs_emulator, client)
     finally:
         if gcs_emulator.alive():
-            with contextlib.suppress(Exception):
+            # Best effort: a bucket left behind is gone when the emulator stops.
+            with contextlib.suppress(GoogleAPIError, requests.RequestException):
                 for blob in client.list_blobs(name, retry=bounded_retry()):
                     blob.delete(retry=bounded_retry())
                 client.bucket(name).delete(retry=bounded_retry())
