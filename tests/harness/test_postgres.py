@@ -5,9 +5,11 @@ database per test, and what a client sees while the server is down."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import socket
 import time
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -103,6 +105,30 @@ def test_a_stopped_server_refuses_at_once(own_server: Postgres) -> None:
         engine.connect()
     assert time.monotonic() - started < 2
     assert isinstance(caught.value.orig, pg8000.native.InterfaceError)
+    engine.dispose()
+
+
+def test_a_hung_server_times_out_with_a_bare_timeout_error(own_server: Postgres) -> None:
+    """A server that accepts TCP but never answers (here: paused) is not refused:
+    without connect_args={"timeout": ...} pg8000 waits forever; with one, the
+    login raises the builtin TimeoutError, which SQLAlchemy does not wrap (it is
+    not a DBAPI error), after that many seconds. pg8000 leaks that attempt's
+    socket (a ResourceWarning, collected here)."""
+    engine = sa.create_engine(own_server.url, connect_args={"timeout": 2})
+    own_server.container.pause()
+    try:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            engine.connect()
+        assert 1.5 < time.monotonic() - started < 5
+    finally:
+        own_server.container.unpause()
+        engine.dispose()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            gc.collect()
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT 1")).scalar() == 1
     engine.dispose()
 
 
