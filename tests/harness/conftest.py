@@ -16,6 +16,12 @@ from harness.fixtures import (  # noqa: F401 - fixtures are found by name
     stack,
     stacks,
 )
+from harness.store_fixtures import (  # noqa: F401 - fixtures are found by name
+    gcs,
+    gcs_emulator,
+    postgres,
+    postgres_server,
+)
 from harness.tree import REPO_ROOT
 
 LOG_TAIL_CHARS = 20_000
