@@ -39,7 +39,7 @@ import pytest
 from google.api_core.exceptions import GoogleAPIError
 from google.api_core.retry import Retry
 from google.auth.credentials import AnonymousCredentials
-from google.cloud import storage  # type: ignore[import-untyped]  # no py.typed
+from google.cloud import storage  # type: ignore[attr-defined]  # no py.typed
 
 from testkit.net import free_port
 

@@ -56,11 +56,19 @@ class Backend:
     output_url: str
 
 
-@pytest.fixture(params=["sqlite-file"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+@pytest.fixture(params=["sqlite-file", "postgres-gcs"])
+def backend(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Backend:
     if request.param == "sqlite-file":
         return Backend(f"sqlite:///{tmp_path / 'runs.sqlite3'}", (tmp_path / "zips").as_uri())
-    raise AssertionError(request.param)
+    # A fresh database on a real PostgreSQL server (a container), and a fresh bucket on
+    # a local Cloud Storage that the real google-cloud-storage client talks to.
+    database = request.getfixturevalue("postgres")
+    bucket = request.getfixturevalue("gcs")
+    for name, value in bucket.env().items():
+        monkeypatch.setenv(name, value)
+    return Backend(database.url, f"{bucket.url}/runs")
 
 
 @pytest.fixture

@@ -129,7 +129,9 @@ class RunStore:
         try:
             with self.engine.begin() as connection:
                 yield connection
-        except sa.exc.SQLAlchemyError as exc:
+        # OSError: pg8000's connect timeout (a server that accepts and never answers)
+        # is a bare TimeoutError that SQLAlchemy does not wrap.
+        except (sa.exc.SQLAlchemyError, OSError) as exc:
             raise StoreUnavailable(f"database unavailable while {doing}: {_reason(exc)}") from exc
 
     # --- start-up and health -------------------------------------------------
@@ -147,7 +149,7 @@ class RunStore:
         try:
             with self.engine.connect() as connection:
                 connection.execute(sa.text("SELECT 1"))
-        except sa.exc.SQLAlchemyError as exc:
+        except (sa.exc.SQLAlchemyError, OSError) as exc:
             raise StoreUnavailable(f"database unavailable: {_reason(exc)}") from exc
         try:
             self.blobs.check()
