@@ -379,7 +379,7 @@ def run_store_markdown(section: dict[str, Any]) -> list[str]:
         f"{large['build_s']:.2f} s, inserting {large['insert_s']:.2f} s); following page tokens "
         f"to page {large['deep_page']} took {large['walk_to_deep_page_s'] * 1000:.0f} ms. "
         f"Loops: ≤{bounds['max_calls']:,} calls and ≤{bounds['max_seconds']:g} s per call and "
-        "store, in two interleaved rounds.",
+        "store, the two stores alternating call by call.",
     ]
     return out
 

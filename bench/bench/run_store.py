@@ -31,9 +31,9 @@ one channel (warm-up, then ≤ calls and ≤ seconds), each timed in µs:
   middle of 10,000 runs), found by following ``next_page_token`` from the first
   page; on the small store page 2, its last full page.
 
-Each loop's budget is split in two rounds, and each round runs every call on the
-small store and then on the large one, so a drift in the machine's load hits
-both alike. The ratio reported per call is large p50 ÷ small p50.
+Each loop alternates between the two stores call by call (``paired_loop``), so
+a drift in the machine's load hits both alike. The ratio reported per call is
+large p50 ÷ small p50.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ RUNS = 10_000
 SMALL_RUNS = 40
 PAGE_SIZE = 20
 DEEP_PAGE = 250
-#: Per call and store, both rounds together.
+#: Per call and store.
 MAX_CALLS = 2000
 MAX_SECONDS = 3.0
 INSERT_BATCH = 2_000
@@ -463,6 +463,35 @@ def _calls(
     }
 
 
+def paired_loop(
+    calls: dict[str, Callable[[], object]], bounds: floor.Bounds
+) -> dict[str, Histogram]:
+    """The same call on every store in turn, one call at a time, each timed in µs.
+
+    Alternating call by call (rather than a loop per store) gives every store the
+    same moments of the machine: on a shared machine whose load comes and goes over
+    seconds, two loops one after the other can differ by 40 % for that alone, and
+    the ratio of their p50s with them. WARMUP_CALLS per store first, unrecorded;
+    then until each store has ``bounds.max_calls`` or ``bounds.max_seconds`` per
+    store have passed in all.
+    """
+    for call in calls.values():
+        for _ in range(WARMUP_CALLS):
+            call()
+    hists = {name: Histogram() for name in calls}
+    deadline = time.perf_counter() + bounds.max_seconds * len(calls)
+    order = list(calls.items())
+    for i in range(bounds.max_calls):
+        # Who goes first alternates too: neither store always follows the other.
+        for name, call in order if i % 2 == 0 else order[::-1]:
+            t0 = time.perf_counter_ns()
+            call()
+            hists[name].record((time.perf_counter_ns() - t0) // 1000)
+        if time.perf_counter() >= deadline:
+            break
+    return hists
+
+
 @dataclass
 class StoreResult:
     backend: str
@@ -482,12 +511,8 @@ def measure(
     start: Starter,
     bounds: floor.Bounds,
     say: Callable[[str], None] = lambda _m: None,
-    rounds: int = 2,
 ) -> StoreResult:
-    """Start one pipeline per seeded store (all up at once), then the interleaved loops."""
-    half = floor.Bounds(
-        max_calls=max(1, bounds.max_calls // rounds), max_seconds=bounds.max_seconds / rounds
-    )
+    """Start one pipeline per seeded store (all up at once), then one paired loop per call."""
     stops: list[Callable[[], None]] = []
     channels: list[grpc.Channel] = []
     try:
@@ -510,16 +535,9 @@ def measure(
                 f"reached in {walks[name].seconds * 1000:.0f} ms"
             )
             calls[name] = _calls(stub, store.run_ids, walks[name], seed=i)
-        hists: dict[str, dict[str, Histogram]] = {
-            c: {n: Histogram() for n in seeded} for c in CALLS
-        }
-        for r in range(rounds):
-            for call in CALLS:
-                for name in seeded:
-                    hists[call][name].merge(
-                        floor.timed_loop(calls[name][call], half, warmup=WARMUP_CALLS)
-                    )
-            say(f"  round {r + 1}/{rounds} done")
+        hists = {call: paired_loop({n: calls[n][call] for n in seeded}, bounds) for call in CALLS}
+        for call in CALLS:
+            say(f"  {call}: " + ", ".join(f"{n} {h.count} calls" for n, h in hists[call].items()))
     finally:
         for channel in channels:
             channel.close()
