@@ -11,9 +11,9 @@ the service writes with:
   lines, an error on the failed ones; ~75 % completed, the rest failed at the
   stop-hierarchy check or at merge_stops with the later steps skipped), started
   one after another over the last week;
-- ``small``: ``small_runs`` (40) runs made the same way: enough for two full
-  pages, so every call below has the same answer size on both stores and the
-  ratio is the store's size and nothing else.
+- ``small``: ``small_runs`` (40) of those same runs: the large store's first
+  page and its page 250, so both stores answer every ListRuns below with the
+  same 20 runs (field for field) and the ratio is the store's size and nothing else.
 
 No zips: GetRun and ListRuns never read one. Every run has ``output_key`` NULL
 except the newest completed run, which gets a real tiny zip (DownloadOutput
@@ -77,7 +77,7 @@ INSERT_BATCH = 2_000
 CALL_TIMEOUT_S = 10.0
 # Unrecorded calls before each loop (a ListRuns page takes ~10 ms here: fewer than the floor's).
 WARMUP_CALLS = 20
-STORES = ("small", "large")
+SEED = 2
 #: Report order, and the names the ratios carry.
 CALLS = ("GetRun", "ListRuns.first_page", "ListRuns.deep_page")
 #: The measured pipelines keep every seeded run.
@@ -312,8 +312,44 @@ def _hand_over(data_dir: Path) -> None:
             path.chmod(0o777 if path.is_dir() else 0o666)
 
 
-def seed(data_dir: Path, runs: int, *, seed: int = 0, now_us: int | None = None) -> Seeded:
-    """Fill ``data_dir`` (a PIPELINE_DATA_DIR) with ``runs`` finished runs, oldest first."""
+def small_store_indices(large: int, small: int) -> list[int]:
+    """Which runs of the large store the small one holds (indices, oldest first).
+
+    The small store's first page is the large store's first page and its deep page
+    (its last full one) is the large store's deep page, run for run, so both answer
+    ListRuns with the same 20 runs and the ratio of the two is the store's size alone.
+    The rest (none with 40) are the large store's runs next to those.
+    """
+    if small < 2 * PAGE_SIZE or small > large:
+        raise ValueError(f"the small store needs {2 * PAGE_SIZE}..{large:,} runs, not {small:,}")
+    page_s, page_l = deep_page_number(small), deep_page_number(large)
+    newest_first = []
+    for j in range(small):
+        if j < (page_s - 1) * PAGE_SIZE:
+            pos = j
+        elif j < page_s * PAGE_SIZE:
+            pos = (page_l - 1) * PAGE_SIZE + j - (page_s - 1) * PAGE_SIZE
+        else:
+            pos = page_l * PAGE_SIZE + j - page_s * PAGE_SIZE
+        if pos >= large:
+            raise ValueError(f"{small:,} runs do not fit beside the pages of {large:,}")
+        newest_first.append(large - 1 - pos)
+    return newest_first[::-1]
+
+
+def seed(
+    data_dir: Path,
+    runs: int,
+    *,
+    seed: int = 0,
+    now_us: int | None = None,
+    only: list[int] | None = None,
+) -> Seeded:
+    """Fill ``data_dir`` (a PIPELINE_DATA_DIR) with ``runs`` finished runs, oldest first.
+
+    Run ``i`` is the same for the same ``seed``, ``runs`` and ``now_us``; with ``only``
+    (ascending indices) the store holds just those runs of the ``runs``.
+    """
     t0 = time.perf_counter()
     data_dir.mkdir(parents=True, exist_ok=True)
     url = parse_url(f"sqlite:///{(data_dir / SQLITE_FILE).resolve()}")
@@ -321,18 +357,20 @@ def seed(data_dir: Path, runs: int, *, seed: int = 0, now_us: int | None = None)
     try:
         migrate(engine)
         t_migrated = time.perf_counter()
-        rng = random.Random(seed)  # noqa: S311 - test data, not a secret
         now_us = now_us if now_us is not None else int(time.time() * 1_000_000)
         gap_us = WEEK_US // max(runs, 1)
         first_us = now_us - WEEK_US - 60_000_000
         build_s = insert_s = 0.0
         ids: list[str] = []
         completed, step_count, newest_completed = 0, 0, ""
+        indices = list(range(runs)) if only is None else only
         with engine.begin() as db:
-            for start in range(0, runs, INSERT_BATCH):
+            for start in range(0, len(indices), INSERT_BATCH):
                 tb = time.perf_counter()
                 run_rows, steps = [], []
-                for i in range(start, min(runs, start + INSERT_BATCH)):
+                for i in indices[start : start + INSERT_BATCH]:
+                    # One generator per run: run i is the same in every store seeded alike.
+                    rng = random.Random(seed * 1_000_003 + i)  # noqa: S311 - test data
                     run = make_run(rng, first_us + i * gap_us + rng.randrange(0, gap_us // 2 + 1))
                     run_rows.append(
                         {
@@ -376,7 +414,7 @@ def seed(data_dir: Path, runs: int, *, seed: int = 0, now_us: int | None = None)
     seconds = time.perf_counter() - t0
     return Seeded(
         data_dir=data_dir,
-        runs=runs,
+        runs=len(indices),
         step_rows=step_count,
         completed=completed,
         seconds=seconds,
@@ -560,13 +598,16 @@ def container_starter(image: str, stack: str) -> Starter:
 def seeded_stores(
     runs: int, small_runs: int, root: Path | None = None
 ) -> Iterator[dict[str, Seeded]]:
-    """Both stores in a temporary folder (or under ``root``), removed afterwards."""
+    """Both stores in a temporary folder (or under ``root``), removed afterwards: the
+    small one holds the large one's first and deep pages (``small_store_indices``)."""
+    only = small_store_indices(runs, small_runs)
+    now_us = int(time.time() * 1_000_000)
     with tempfile.TemporaryDirectory(
         prefix="bench-store-", dir=root, ignore_cleanup_errors=True
     ) as tmp:
         yield {
-            "small": seed(Path(tmp) / "small", small_runs, seed=1),
-            "large": seed(Path(tmp) / "large", runs, seed=2),
+            "small": seed(Path(tmp) / "small", runs, seed=SEED, now_us=now_us, only=only),
+            "large": seed(Path(tmp) / "large", runs, seed=SEED, now_us=now_us),
         }
 
 

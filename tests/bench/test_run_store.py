@@ -194,6 +194,39 @@ def test_deep_page_is_250_of_10000_or_the_last_full_page() -> None:
     assert run_store.deep_page_number(5) == 1
 
 
+def test_the_small_store_holds_the_large_ones_first_and_deep_pages() -> None:
+    assert run_store.small_store_indices(10_000, 40) == [*range(5000, 5020), *range(9980, 10_000)]
+    # 60 runs: page 3 is its deep page; the runs between are the large store's next ones.
+    assert run_store.small_store_indices(10_000, 60) == [
+        *range(5000, 5020),
+        *range(9960, 10_000),
+    ]
+    with pytest.raises(ValueError, match="needs 40"):
+        run_store.small_store_indices(10_000, 20)
+
+
+def test_both_stores_answer_the_compared_pages_with_the_same_runs(tmp_path: Path) -> None:
+    def pages(stub: pb_grpc.PipelineServiceStub, runs: int) -> tuple[list[pb.Run], list[pb.Run]]:
+        walk = run_store.walk_to_deep_page(stub, runs)
+        first = stub.ListRuns(pb.ListRunsRequest(page_size=PAGE_SIZE), timeout=10)
+        deep = stub.ListRuns(
+            pb.ListRunsRequest(page_size=PAGE_SIZE, page_token=walk.token), timeout=10
+        )
+        return list(first.runs), list(deep.runs)
+
+    with run_store.seeded_stores(300, 40, root=tmp_path) as stores:
+        got = {}
+        for name, store in stores.items():
+            addr, stop = in_process(store.data_dir)
+            try:
+                with grpc.insecure_channel(addr) as channel:
+                    got[name] = pages(pb_grpc.PipelineServiceStub(channel), store.runs)
+            finally:
+                stop()
+        assert set(stores["small"].run_ids) <= set(stores["large"].run_ids)
+    assert got["small"] == got["large"]
+
+
 # --- the phase end to end in-process, and its report section ------------------------
 
 
