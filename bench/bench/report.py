@@ -385,8 +385,10 @@ def run_store_markdown(section: dict[str, Any]) -> list[str]:
 
 
 def has_charts(report: dict[str, Any]) -> bool:
-    """The charts draw the cold, warm and floor phases; a store-only report has none."""
-    return bool(report.get("cold") or report.get("warm") or report.get("floor"))
+    """The charts draw the cold, warm and floor phases: a report of the run store
+    phase alone (`python -m bench store`) has none; any other report has both."""
+    measured = ("cold", "warm", "floor", "large_feed")
+    return not report.get("run_store") or any(report.get(k) for k in measured)
 
 
 # --- charts --------------------------------------------------------------------
