@@ -3,11 +3,13 @@
     python -m bench run [--allow-dirty] [--cold-samples 5] [--users 4] [--seconds 20] ...
     python -m bench compare RESULT [--baseline bench/results/baseline] [--threshold 0.25]
     python -m bench report RESULT
+    python -m bench store [--store-runs 10000]   (the run store phase alone)
     python -m bench hist FOLDER      (percentiles of a stock `locust -f bench/locustfile.py` run)
 
 `run` builds (or reuses) both images at the checkout's commit, then against
 containers on loopback: cold samples (fresh containers each), one warm stack for
-the floor loops, the Locust calibration, the Locust load and the large feed,
+the floor loops, the Locust calibration, the Locust load, the large feed and
+the run store (GetRun/ListRuns on 10,000 seeded runs vs 40, bench/run_store.py),
 and writes bench/results/<tag>/ (see bench/report.py for its layout). With
 `--pipeline-target/--console-url` it benches a running environment instead (no
 cold phase); anything but loopback needs `--allow-remote`.
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench import cold, floor, machine, ratios, report, warm
+from bench import cold, floor, machine, ratios, report, run_store, warm
 from bench.histogram import Histogram
 from bench.targets import TargetError, parse_grpc_target, require_loopback
 from envctl import gitrepo
@@ -138,6 +140,76 @@ def _images(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
     refs = {svc: img.ref for svc, img in build.images.items()}
     meta = {"commit": build.commit, "tag": build.tag, "dirty": build.dirty, "images": images}
     return meta, refs
+
+
+def _pipeline_image(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    """(meta, ref) of the pipeline image alone: as given, or built at the checkout."""
+    if args.pipeline_image:
+        info = _inspect_size(args.pipeline_image)
+        tag = args.pipeline_image.rsplit(":", 1)[-1]
+        commit = info["revision"] if info["revision"] != "unknown" else _head()[0]
+        meta = {
+            "commit": commit,
+            "tag": tag,
+            "dirty": tag.endswith("-dirty"),
+            "images": {"pipeline": info},
+        }
+        return meta, args.pipeline_image
+    from harness import images as harness_images
+
+    with ticking(f"building (or reusing) the pipeline image at {_head()[0][:12]}"):
+        build = harness_images.build(allow_dirty=args.allow_dirty, services=("pipeline",))
+    img = build.images["pipeline"]
+    say(f"  {img.ref}  {img.size / 1e6:.0f} MB  ({'reused' if img.reused else 'built'})")
+    meta = {
+        "commit": build.commit,
+        "tag": build.tag,
+        "dirty": build.dirty,
+        "images": {
+            "pipeline": {"ref": img.ref, "id": img.id, "size_bytes": img.size, "reused": img.reused}
+        },
+    }
+    return meta, img.ref
+
+
+def _store_parameters(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "runs": args.store_runs,
+        "small_runs": args.store_small_runs,
+        "max_calls": args.store_calls,
+        "max_seconds": args.store_seconds,
+    }
+
+
+def _store_phase(
+    args: argparse.Namespace, pipeline_image: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The run store phase: (report section, raw histograms)."""
+    from harness.containers import ContainerFailed
+
+    say(
+        f"run store: seeding {args.store_runs:,} and {args.store_small_runs:,} runs, one pipeline "
+        f"container on each, GetRun/ListRuns loops (≤{args.store_calls} calls, "
+        f"≤{args.store_seconds:g}s per call and store)"
+    )
+    try:
+        result = run_store.run(
+            pipeline_image,
+            runs=args.store_runs,
+            small_runs=args.store_small_runs,
+            bounds=floor.Bounds(max_calls=args.store_calls, max_seconds=args.store_seconds),
+            say=say,
+        )
+    except ContainerFailed as err:
+        raise run_store.StorePhaseFailed(str(err)) from err
+    section = run_store.section(result)
+    for call, entry in section["calls"].items():
+        say(
+            f"  {call:<20} p50 {report.fmt_us(entry['small']['p50'])} ({args.store_small_runs:,} "
+            f"runs) vs {report.fmt_us(entry['large']['p50'])} ({args.store_runs:,}): "
+            f"×{entry['large_over_small_p50']:.2f}"
+        )
+    return section, run_store.raw_json(result)
 
 
 def _plan(args: argparse.Namespace) -> warm.LoadPlan:
@@ -328,6 +400,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             stack.remove()
         target_desc = "local containers (host network, 127.0.0.1)"
 
+    # A store of our own making: only against local containers (never a deployment's).
+    store_section: dict[str, Any] | None = None
+    store_raw: dict[str, Any] | None = None
+    if not remote and args.store_runs > 0:
+        store_section, store_raw = _store_phase(args, refs["pipeline"])
+
     # Another process busy on the same cores skews everything: say how busy it was.
     machine_info["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     parameters = {
@@ -337,6 +415,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "floor": {"max_calls": args.floor_calls, "max_seconds": args.floor_seconds},
         "large_rows": args.large_rows,
         "large_repeats": args.large_repeats,
+        "run_store": _store_parameters(args) if store_section else None,
     }
     result = report.assemble(
         meta={
@@ -358,8 +437,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         floor=measured["floor"],
         calibration=measured["calibration"],
         large_feed=measured["large"],
+        run_store=store_section,
     )
-    report.write(out, result, measured["floor"])
+    report.write(out, result, measured["floor"], store_raw)
     say(
         f"wrote {out / report.REPORT_JSON}, {report.REPORT_MD}, {report.CDF_PNG}, "
         f"{report.TIMELINE_PNG}"
@@ -367,6 +447,73 @@ def cmd_run(args: argparse.Namespace) -> int:
     for name, r in result["ratios"].items():
         say(f"  {name:<44} {r['value']:>9.3f}{'' if r['gated'] else '  (not gated)'}")
     return 0
+
+
+def cmd_store(args: argparse.Namespace) -> int:
+    """The run store phase alone: its own result folder, report.json with only that section."""
+    started = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    if args.store_runs <= 0:
+        raise SystemExit("--store-runs must be positive for `store`")
+    meta, ref = _pipeline_image(args)
+    out = Path(args.output) if args.output else RESULTS / f"{meta['tag']}-store"
+    out.mkdir(parents=True, exist_ok=True)
+    say(f"results → {out}")
+    machine_info = machine.info(docker=True)
+    section, raw = _store_phase(args, ref)
+    machine_info["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    result = report.assemble(
+        meta={
+            "kind": "bench-report",
+            "created": started,
+            "target": "local pipeline containers (host network, 127.0.0.1), run store only",
+            "commit": meta["commit"],
+            "tag": meta["tag"],
+            "dirty": meta["dirty"],
+            "bench_commit": "".join(_bench_head()),
+        },
+        machine=machine_info,
+        images=meta["images"],
+        locust_version=warm.locust_version(),
+        parameters={"run_store": _store_parameters(args)},
+        cold_samples=None,
+        warm=None,
+        floor=None,
+        calibration=None,
+        large_feed=None,
+        run_store=section,
+    )
+    report.write(out, result, None, raw)
+    say(f"wrote {out / report.REPORT_JSON}, {report.REPORT_MD}")
+    for name, r in result["ratios"].items():
+        say(f"  {name:<44} {r['value']:>9.3f}{'' if r['gated'] else '  (not gated)'}")
+    return 0
+
+
+def _store_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--store-runs",
+        type=int,
+        default=run_store.RUNS,
+        help=f"runs seeded in the large run store ({run_store.RUNS:,}; 0 skips the phase in run)",
+    )
+    p.add_argument(
+        "--store-small-runs",
+        type=int,
+        default=run_store.SMALL_RUNS,
+        help=f"runs in the small store it is compared with ({run_store.SMALL_RUNS})",
+    )
+    p.add_argument(
+        "--store-seconds",
+        type=float,
+        default=run_store.MAX_SECONDS,
+        help=f"max seconds per call and store ({run_store.MAX_SECONDS:g})",
+    )
+    p.add_argument(
+        "--store-calls",
+        type=int,
+        default=run_store.MAX_CALLS,
+        help=f"max calls per call and store ({run_store.MAX_CALLS})",
+    )
 
 
 # --- compare / report -------------------------------------------------------
@@ -479,7 +626,19 @@ def parser() -> argparse.ArgumentParser:
         help="allow non-loopback targets (a deployed environment)",
     )
     r.add_argument("--label", help="result folder name for --pipeline-target runs")
+    _store_options(r)
     r.set_defaults(func=cmd_run)
+
+    st = sub.add_parser(
+        "store", help="only the run store phase: GetRun/ListRuns, 10,000 runs vs 40, containers"
+    )
+    st.add_argument("--output", help="result folder (default bench/results/<image tag>-store)")
+    st.add_argument(
+        "--allow-dirty", action="store_true", help="build from a dirty tree (tag <sha>-dirty)"
+    )
+    st.add_argument("--pipeline-image", help="use this pipeline image instead of building")
+    _store_options(st)
+    st.set_defaults(func=cmd_store)
 
     c = sub.add_parser("compare", help="exit 1 when a gated ratio regressed past the threshold")
     c.add_argument("result", help="result folder or its report.json")
@@ -516,7 +675,7 @@ def main(argv: list[str] | None = None) -> int:
     except TargetError as err:
         print(f"bench: {err}", file=sys.stderr)
         return 2
-    except (cold.ColdStartFailed, warm.LocustFailed) as err:
+    except (cold.ColdStartFailed, warm.LocustFailed, run_store.StorePhaseFailed) as err:
         print(f"bench: {err}", file=sys.stderr)
         return 1
     return code

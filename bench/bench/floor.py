@@ -54,10 +54,14 @@ class Bounds:
     wait_max: float = 0.2
 
 
-def _loop(
-    call: Callable[[], object], bounds: Bounds, pace: tuple[float, float] | None = None
+def timed_loop(
+    call: Callable[[], object],
+    bounds: Bounds,
+    pace: tuple[float, float] | None = None,
+    warmup: int = WARMUP_CALLS,
 ) -> Histogram:
-    for _ in range(WARMUP_CALLS):
+    """`call` timed in µs: `warmup` calls unrecorded, then until `bounds` (calls or seconds)."""
+    for _ in range(warmup):
         call()
     hist = Histogram()
     deadline = time.perf_counter() + bounds.max_seconds
@@ -79,7 +83,7 @@ def health_loop(target: GrpcTarget, bounds: Bounds) -> Histogram:
     with open_channel(target) as channel:
         stub = health_pb2_grpc.HealthStub(with_auth(channel, target))
         request = health_pb2.HealthCheckRequest(service="")
-        return _loop(lambda: stub.Check(request, timeout=CALL_TIMEOUT_S), bounds)
+        return timed_loop(lambda: stub.Check(request, timeout=CALL_TIMEOUT_S), bounds)
 
 
 def get_dag_loop(target: GrpcTarget, bounds: Bounds, paced: bool = False) -> Histogram:
@@ -87,7 +91,7 @@ def get_dag_loop(target: GrpcTarget, bounds: Bounds, paced: bool = False) -> His
         stub = pb_grpc.PipelineServiceStub(with_auth(channel, target))
         request = pb.GetDagRequest()
         pace = (bounds.wait_min, max(bounds.wait_min, bounds.wait_max)) if paced else None
-        return _loop(lambda: stub.GetDag(request, timeout=CALL_TIMEOUT_S), bounds, pace)
+        return timed_loop(lambda: stub.GetDag(request, timeout=CALL_TIMEOUT_S), bounds, pace)
 
 
 def console_dag_loop(console_url: str, bounds: Bounds) -> Histogram:
@@ -99,7 +103,7 @@ def console_dag_loop(console_url: str, bounds: Bounds) -> Histogram:
             headers = {"authorization": tokens.header()} if tokens else {}
             client.get("/api/dag", headers=headers).raise_for_status()
 
-        return _loop(call, bounds)
+        return timed_loop(call, bounds)
 
 
 def run(target: GrpcTarget, console_url: str | None, bounds: Bounds) -> dict[str, Histogram]:

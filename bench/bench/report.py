@@ -4,11 +4,12 @@ Layout of `bench/results/<tag>/`::
 
     report.json                  machine, images, Locust version, parameters,
                                  cold samples, warm per-RPC stats, floor, large
-                                 feed, ratios — everything `compare` reads
+                                 feed, run store, ratios — everything `compare` reads
     report.md                    the same as tables, for people
     latency-cold-vs-warm.png     CDFs: cold first calls vs warm calls
     over-time.png                p50/p99 and calls/s per second of the load phase
     raw/floor.json               floor loop histograms (µs)
+    raw/run_store.json           run store loop histograms (µs), per call and store
     raw/warm/, raw/calibration/  Locust's CSVs and log, and the locustfile's
                                  per-process histogram files (hist-*.json)
 
@@ -100,6 +101,7 @@ def assemble(
     floor: dict[str, Histogram] | None,
     calibration: Recorder | None,
     large_feed: dict[str, Any] | None,
+    run_store: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     floor_json: dict[str, Any] | None = None
     if floor is not None:
@@ -117,12 +119,18 @@ def assemble(
         "warm": warm,
         "floor": floor_json,
         "large_feed": large_feed,
+        "run_store": run_store,
     }
     report["ratios"] = {k: v.to_json() for k, v in ratios.compute(report).items()}
     return report
 
 
-def write(folder: Path, report: dict[str, Any], floor: dict[str, Histogram] | None) -> None:
+def write(
+    folder: Path,
+    report: dict[str, Any],
+    floor: dict[str, Histogram] | None,
+    run_store_raw: dict[str, Any] | None = None,
+) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     raw = folder / "raw"
     raw.mkdir(exist_ok=True)
@@ -130,6 +138,8 @@ def write(folder: Path, report: dict[str, Any], floor: dict[str, Histogram] | No
         (raw / "floor.json").write_text(
             json.dumps({k: h.to_json() for k, h in floor.items()}, separators=(",", ":")) + "\n"
         )
+    if run_store_raw is not None:
+        (raw / "run_store.json").write_text(json.dumps(run_store_raw, separators=(",", ":")) + "\n")
     (folder / REPORT_JSON).write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
     render(folder)
 
@@ -205,8 +215,12 @@ def markdown(report: dict[str, Any]) -> str:
     out += [
         "",
         "Latency percentiles come from the bench's microsecond histograms "
-        "(≤ 0.8 % bucket error, successful calls only); RPS and error counts from "
-        "Locust's own stats over the same window.",
+        "(≤ 0.8 % bucket error, successful calls only)"
+        + (
+            "; RPS and error counts from Locust's own stats over the same window."
+            if report.get("warm")
+            else "."
+        ),
         "",
     ]
 
@@ -293,16 +307,88 @@ def markdown(report: dict[str, Any]) -> str:
         ]
         out += _table(["way", "time", "÷ library"], rows)
 
-    out += [
-        "",
-        "## Charts",
-        "",
-        f"![latency, cold vs warm]({CDF_PNG})",
-        "",
-        f"![latency and throughput over time]({TIMELINE_PNG})",
+    if report.get("run_store"):
+        out += ["", *run_store_markdown(report["run_store"])]
+
+    if has_charts(report):
+        out += [
+            "",
+            "## Charts",
+            "",
+            f"![latency, cold vs warm]({CDF_PNG})",
+            "",
+            f"![latency and throughput over time]({TIMELINE_PNG})",
+        ]
+    out.append("")
+    return "\n".join(out)
+
+
+RUN_STORE_CALLS = {
+    "GetRun": "GetRun (a random run)",
+    "ListRuns.first_page": "ListRuns, first page",
+    "ListRuns.deep_page": "ListRuns, deep page",
+}
+
+
+def run_store_markdown(section: dict[str, Any]) -> list[str]:
+    """The run store section: per call and store p50/p90/p99, and large ÷ small p50."""
+    stores, bounds = section["stores"], section["bounds"]
+    small, large = stores["small"], stores["large"]
+    backend = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}.get(
+        section["backend"], section["backend"]
+    )
+    out = [
+        f"## Run store ({backend}: {large['runs']:,} runs beside {small['runs']:,}, "
+        f"page size {section['page_size']})",
         "",
     ]
-    return "\n".join(out)
+    rows = []
+    for call, entry in section["calls"].items():
+        ratio = entry.get("large_over_small_p50")
+        for name in ("small", "large"):
+            s = entry[name]
+            what = RUN_STORE_CALLS.get(call, call)
+            if call == "ListRuns.deep_page":
+                what += f" (page {stores[name]['deep_page']})"
+            rows.append(
+                [
+                    what,
+                    f"{stores[name]['runs']:,}",
+                    f"{s['count']:,}",
+                    *[fmt_us(float(s[k])) for k in ("p50", "p90", "p99")],
+                    (f"{ratio:.2f}" if ratio is not None else "-") if name == "large" else "",
+                ]
+            )
+    out += _table(
+        [
+            "call",
+            "runs in store",
+            "calls",
+            "p50",
+            "p90",
+            "p99",
+            f"{large['runs']:,} ÷ {small['runs']:,} p50",
+        ],
+        rows,
+    )
+    out += [
+        "",
+        f"Seeding {large['runs']:,} runs ({large['step_rows']:,} step results, "
+        f"{large['db_bytes'] / 1e6:.1f} MB) took {large['seconds']:.2f} s "
+        f"({large['runs_per_s']:,} runs/s: migrate {large['migrate_s']:.2f} s, building the rows "
+        f"{large['build_s']:.2f} s, inserting {large['insert_s']:.2f} s); following page tokens "
+        f"to page {large['deep_page']} took {large['walk_to_deep_page_s'] * 1000:.0f} ms. "
+        f"Loops: ≤{bounds['max_calls']:,} calls and ≤{bounds['max_seconds']:g} s per call and "
+        "store, the two stores alternating call by call.",
+    ]
+    return out
+
+
+def has_charts(report: dict[str, Any]) -> bool:
+    """The charts draw the cold, warm and floor phases: a report of the run store
+    phase alone (`python -m bench store`) has none; any other report has both."""
+    measured = ("cold", "warm", "floor", "large_feed")
+    return not report.get("run_store") or any(report.get(k) for k in measured)
 
 
 # --- charts --------------------------------------------------------------------
@@ -468,4 +554,6 @@ def render(folder: Path, recompute: bool = False) -> list[Path]:
     warm_dir = folder / "raw" / "warm"
     warm = load_dir(warm_dir) if list(warm_dir.glob("hist-*.json")) else None
     (folder / REPORT_MD).write_text(markdown(report))
+    if not has_charts(report):
+        return [folder / REPORT_MD]
     return [folder / REPORT_MD, *charts(folder, report, warm)]

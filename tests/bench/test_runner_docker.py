@@ -21,8 +21,9 @@ from harness import images
 pytestmark = pytest.mark.docker
 
 # Image reuse, 2 cold samples (~1-2 s each), floor ~4 s, calibration and warm
-# Locust runs (~5 s and ~6 s with start-up), a 5,000-row feed three ways.
-RUN_TIMEOUT_S = 150
+# Locust runs (~5 s and ~6 s with start-up), a 5,000-row feed three ways, a
+# 300-run store beside a 40-run one (two more pipeline containers, ~5 s).
+RUN_TIMEOUT_S = 180
 
 
 def test_runner_writes_a_complete_report(built_images: images.Build, tmp_path: Path) -> None:
@@ -35,6 +36,8 @@ def test_runner_writes_a_complete_report(built_images: images.Build, tmp_path: P
         "--users", "2", "--console-users", "1", "--seconds", "3", "--warmup", "1",
         "--floor-seconds", "1", "--floor-calls", "300", "--calibration-seconds", "2",
         "--large-rows", "5000",
+        "--store-runs", "300", "--store-small-runs", "40",
+        "--store-seconds", "0.5", "--store-calls", "100",
         "--output", str(out),
     ]  # fmt: skip
     done = subprocess.run(
@@ -49,6 +52,7 @@ def test_runner_writes_a_complete_report(built_images: images.Build, tmp_path: P
         "warm load",
         "second half",
         "large feed",
+        "run store",
     ):
         assert phase in done.stderr, phase
 
@@ -63,6 +67,11 @@ def test_runner_writes_a_complete_report(built_images: images.Build, tmp_path: P
     assert rpcs["GetDag"]["latency_us"]["p50"] > 0
     assert set(data["floor"]) >= {"health_check", "get_dag", "console_dag", "locust_get_dag"}
     assert data["large_feed"]["rows"] == 5000
+    store = data["run_store"]
+    assert store["stores"]["large"]["runs"] == 300
+    assert store["stores"]["large"]["deep_page"] == 15
+    assert all(c["large"]["p50"] > 0 and c["small"]["p50"] > 0 for c in store["calls"].values())
+    assert "run_store.GetRun.large_over_small" in data["ratios"]
     gated = {k for k, v in data["ratios"].items() if v["gated"]}
     assert {
         "floor.locust_over_plain",
@@ -74,6 +83,7 @@ def test_runner_writes_a_complete_report(built_images: images.Build, tmp_path: P
     md = (out / "report.md").read_text()
     assert "## Warm" in md
     assert "## Cold (2 samples" in md
+    assert "## Run store (SQLite: 300 runs beside 40" in md
     for png in (report.CDF_PNG, report.TIMELINE_PNG):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     assert list((out / "raw" / "warm").glob("hist-*.json"))
