@@ -17,7 +17,8 @@ tests/harness/conftest.py can attach its logs to a failing test.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 
 import grpc
 import pytest
@@ -47,8 +48,17 @@ class StackFactory:
         self.build = build
         self._boxes: list[containers.ServiceContainer] = []
 
-    def pipeline(self, stack: str, port: int | None = None) -> containers.ServiceContainer:
-        box = containers.start_pipeline(self.build.ref("pipeline"), stack, port)
+    def pipeline(
+        self,
+        stack: str,
+        port: int | None = None,
+        env: Mapping[str, str] | None = None,
+        data_dir: Path | None = None,
+    ) -> containers.ServiceContainer:
+        """A pipeline; ``data_dir``: a host folder for its run store (shareable)."""
+        box = containers.start_pipeline(
+            self.build.ref("pipeline"), stack, port, env, data_dir=data_dir
+        )
         self._boxes.append(track(box))
         return box
 

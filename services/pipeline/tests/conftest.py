@@ -10,10 +10,10 @@ from pathlib import Path
 import grpc
 import pytest
 
+from harness.store_fixtures import gcs, gcs_emulator, postgres, postgres_server  # noqa: F401
 from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
 from pipeline_server.server import RunningServer, start
 from pipeline_server.settings import Settings, load_settings
-from harness.store_fixtures import gcs, gcs_emulator, postgres, postgres_server  # noqa: F401
 from testkit.net import free_port
 from testkit.zips import make_zip
 

@@ -19,6 +19,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from harness.postgres import start_postgres
+from harness.store_fixtures import require_docker
 from pipeline.v1 import pipeline_pb2 as pb
 from pipeline_server.store import (
     BadPageToken,
@@ -408,3 +410,39 @@ def test_a_database_that_cannot_be_opened_says_why(tmp_path: Path) -> None:
     )
     with pytest.raises(StoreUnavailable, match="database unavailable"):
         store.open()
+
+
+def test_a_database_lost_during_a_run_fails_the_run_with_that_reason_once_back(
+    tmp_path: Path, clock: Clock, upload: Path
+) -> None:
+    require_docker()
+    server = start_postgres()  # its own server: the test stops it
+    try:
+        store = RunStore(
+            create_engine(parse_url(server.url), timeout_s=2),
+            open_blob_store((tmp_path / "zips").as_uri(), timeout_s=2),
+            max_concurrent=1,
+            lease_s=LEASE_S,
+            retention=Retention(),
+            instance_id="instance-a",
+            clock=clock,
+        )
+        store.open()
+        run = started(store, clock, upload)
+        server.stop()
+        done, output = completed(run, clock)
+        with pytest.raises(StoreUnavailable, match="database unavailable"):
+            store.finish(done, output)
+        assert not store.blobs.exists(output_key(run.run_id)), "no zip without its row"
+        with pytest.raises(StoreUnavailable):
+            store.upkeep()
+        server.start()
+        store.upkeep()
+        failed = store.get(run.run_id)
+        assert failed.status == pb.RUN_STATUS_FAILED
+        assert "its outcome could not be recorded: database unavailable" in failed.error
+        assert not failed.output_available
+        assert pending(store) == []
+        store.engine.dispose()
+    finally:
+        server.remove()

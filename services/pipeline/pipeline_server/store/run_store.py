@@ -114,6 +114,7 @@ class RunStore:
         self._lock = threading.Lock()
         self._active = 0
         self._leased: set[str] = set()  # runs this instance is executing (leases renewed)
+        self._unrecorded: dict[str, str] = {}  # run id -> why its outcome is not recorded
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -220,9 +221,10 @@ class RunStore:
         """Record the outcome; returns the stored run.
 
         The output zip goes first; if it cannot be stored the run is recorded as
-        failed with that reason. If the database cannot be written the run stays
-        RUNNING without a lease renewal, so it is marked failed when the lease
-        runs out, and StoreUnavailable is raised.
+        failed with that reason. If the database cannot be written, StoreUnavailable
+        is raised and the run is remembered: upkeep records it FAILED with that
+        reason as soon as the database is back (it keeps its lease meanwhile, so no
+        other instance calls it abandoned with a vaguer reason first).
         """
         try:
             key = None
@@ -248,16 +250,41 @@ class RunStore:
                     db.execute(step_results.insert(), records.step_rows(run))
                 if updated and key is not None:
                     db.execute(pending_blobs.delete().where(pending_blobs.c.key == key))
-            if not updated:
-                # Another instance declared it abandoned (our lease ran out): that
-                # record stands; the zip we wrote stays pending and is swept.
-                log.warning(
-                    "run %s was marked failed while it ran; keeping that record", run.run_id
-                )
-            return self.get(run.run_id)
-        finally:
+        except StoreUnavailable as exc:
             with self._lock:
-                self._leased.discard(run.run_id)
+                self._unrecorded[run.run_id] = (
+                    f"the run ended but its outcome could not be recorded: {exc}"
+                )
+            raise
+        with self._lock:
+            self._leased.discard(run.run_id)
+        if not updated:
+            # Another instance declared it abandoned (our lease ran out): that
+            # record stands; the zip we wrote stays pending and is swept.
+            log.warning("run %s was marked failed while it ran; keeping that record", run.run_id)
+        return self.get(run.run_id)
+
+    def record_unrecorded(self) -> int:
+        """Fail, with the reason, the runs whose outcome the database missed."""
+        with self._lock:
+            waiting = dict(self._unrecorded)
+        now = self._now_us()
+        for run_id, reason in waiting.items():
+            with self._db("recording a missed outcome") as db:
+                db.execute(
+                    runs.update()
+                    .where(runs.c.run_id == run_id)
+                    .where(runs.c.status == records.RUNNING)
+                    .where(runs.c.owner == self.instance_id)
+                    .values(
+                        status=records.FAILED, error=reason, finished_us=now, lease_expires_us=None
+                    )
+                )
+            with self._lock:
+                self._unrecorded.pop(run_id, None)
+                self._leased.discard(run_id)
+            log.warning("run %s recorded as failed: %s", run_id, reason)
+        return len(waiting)
 
     def _pend(self, key: str, run_id: str) -> None:
         with self._db("reserving a blob") as db:
@@ -473,6 +500,7 @@ class RunStore:
     def upkeep(self) -> None:
         """One round of everything above; raises StoreUnavailable when the store is away."""
         self.renew_leases()
+        self.record_unrecorded()
         self.fail_abandoned()
         self.apply_retention()
         self.sweep_pending()
