@@ -33,7 +33,12 @@ from pipeline_server.store import (
     open_blob_store,
     parse_url,
 )
-from pipeline_server.store.database import current_revision, head_revision, migrate
+from pipeline_server.store.database import (
+    SCHEMA_REVISION,
+    current_revision,
+    head_revision,
+    migrate,
+)
 from pipeline_server.store.records import timestamp
 from pipeline_server.store.run_store import UNCLAIMED_BLOB_GRACE_S, input_key, output_key
 from pipeline_server.store.schema import metadata, pending_blobs
@@ -381,6 +386,7 @@ def test_migrations_build_exactly_the_declared_schema(backend) -> None:  # type:
             diff = compare_metadata(MigrationContext.configure(connection), metadata)
         assert diff == [], "schema.py and the migrations disagree"
         assert migrate(engine) == head_revision(), "a second run is a no-op"
+        assert head_revision() == SCHEMA_REVISION, "database.SCHEMA_REVISION names the newest"
     finally:
         engine.dispose()
 

@@ -38,6 +38,9 @@ CLOUD_SQL_INSTANCE = "cloud_sql_instance"
 # Any constant: the key of the PostgreSQL advisory lock that serialises migrations
 # when ten instances start at once ("runs" in ASCII).
 MIGRATION_LOCK_KEY = 0x72756E73
+# The newest migration (migrations/versions): a store already there starts without
+# importing Alembic. A test checks it equals Alembic's head.
+SCHEMA_REVISION = "0001"
 
 
 class DatabaseUrlError(ValueError):
@@ -176,6 +179,14 @@ def head_revision() -> str:
     return head
 
 
+def stored_revision(engine: Engine) -> str | None:
+    """The revision in Alembic's version table, read with plain SQL (None: empty)."""
+    with engine.connect() as connection:
+        if not sa.inspect(connection).has_table("alembic_version"):
+            return None
+        return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+
+
 def current_revision(engine: Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
@@ -189,6 +200,8 @@ def migrate(engine: Engine) -> str:
     One instance migrates while the others wait on a lock, then find nothing to do.
     Returns the revision the database is at.
     """
+    if stored_revision(engine) == SCHEMA_REVISION:
+        return SCHEMA_REVISION  # the usual start: nothing to do, Alembic never imported
     from alembic import command
     from alembic.runtime.migration import MigrationContext
 
