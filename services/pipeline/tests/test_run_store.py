@@ -42,6 +42,7 @@ from pipeline_server.store.database import (
 from pipeline_server.store.records import timestamp
 from pipeline_server.store.run_store import UNCLAIMED_BLOB_GRACE_S, input_key, output_key
 from pipeline_server.store.schema import metadata, pending_blobs
+from testkit.gcs import start_gcs_emulator
 
 LEASE_S = 30.0
 
@@ -347,31 +348,38 @@ def test_a_crash_between_zip_and_row_leaves_nothing_behind(new_store, clock, upl
     assert pending(store) == []
 
 
-class BrokenBlobs:
-    """A blob store whose writes fail, as a bucket does when IAM or the network breaks."""
-
-    def __init__(self, inner: object) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._inner, name)
-
-    def put_bytes(self, key: str, data: bytes) -> None:
-        from pipeline_server.store.blobs import BlobStoreUnavailable
-
-        raise BlobStoreUnavailable(f"could not write {key}: 403 Forbidden")
-
-
-def test_an_output_that_cannot_be_stored_fails_the_run(new_store, clock, upload) -> None:  # type: ignore[no-untyped-def]
-    store = new_store()
-    run = started(store, clock, upload)
-    store.blobs = BrokenBlobs(store.blobs)  # type: ignore[assignment]
-    done, output = completed(run, clock)
-    stored = store.finish(done, output)
-    assert stored.status == pb.RUN_STATUS_FAILED
-    assert "the output could not be stored" in stored.error
-    assert "403 Forbidden" in stored.error
-    assert not stored.output_available, "no completed row without its zip"
+def test_a_bucket_lost_during_a_run_fails_the_run_with_that_reason(
+    tmp_path: Path, clock: Clock, upload: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emulator = start_gcs_emulator()  # its own: the test stops it
+    try:
+        for name, value in emulator.env().items():
+            monkeypatch.setenv(name, value)
+        bucket = emulator.create_bucket()
+        store = RunStore(
+            create_engine(parse_url(f"sqlite:///{tmp_path / 'runs.sqlite3'}"), timeout_s=2),
+            open_blob_store(f"gs://{bucket}/runs", timeout_s=2),
+            max_concurrent=1,
+            lease_s=LEASE_S,
+            retention=Retention(),
+            clock=clock,
+        )
+        store.open()
+        run = started(store, clock, upload)
+        emulator.stop()
+        with pytest.raises(StoreUnavailable, match="blob store unavailable"):
+            store.check()
+        done, output = completed(run, clock)
+        stored = store.finish(done, output)
+        assert stored.status == pb.RUN_STATUS_FAILED
+        assert "the output could not be stored" in stored.error
+        assert not stored.output_available, "no completed row without its zip"
+        assert pending(store) == [output_key(run.run_id)], "swept once the bucket is back"
+        with pytest.raises(StoreUnavailable, match="blob store unavailable"):
+            started(store, clock, upload)  # no run starts without its input stored
+        store.engine.dispose()
+    finally:
+        emulator.kill()
 
 
 # --- schema and migrations -----------------------------------------------------------
