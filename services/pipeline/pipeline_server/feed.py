@@ -53,6 +53,9 @@ class FeedLimits:
 class FeedSummary:
     files: tuple[str, ...]
     uncompressed_bytes: int
+    # Commas and newlines of the .txt entries: about the number of CSV fields,
+    # which with the bytes is what a run's memory follows (memory.MODEL).
+    fields: int = 0
 
 
 def _shown(name: str) -> str:
@@ -115,7 +118,7 @@ def _inspect(path: Path, limits: FeedLimits) -> FeedSummary:
         infos = archive.infolist()
         if len(infos) > limits.max_entries:
             raise FeedError(f"zip has {len(infos)} entries; the limit is {limits.max_entries}")
-        total = 0
+        total = fields = 0
         files: list[str] = []
         for info in infos:
             _check_name(info.filename)
@@ -130,24 +133,28 @@ def _inspect(path: Path, limits: FeedLimits) -> FeedSummary:
                 raise FeedError(f"zip entry {_shown(info.filename)} is encrypted")
             if not info.filename.endswith(".txt"):
                 continue  # ignored by the pipeline, like any GTFS consumer does
-            total += _bounded_size(archive, info, limits, already=total)
+            size, separators = _bounded_size(archive, info, limits, already=total)
+            total += size
+            fields += separators
             files.append(info.filename)
     missing = [f for f in REQUIRED_FILES if f not in files]
     if missing:
         raise FeedError(f"feed is missing required GTFS files: {', '.join(missing)}")
-    return FeedSummary(files=tuple(sorted(files)), uncompressed_bytes=total)
+    return FeedSummary(files=tuple(sorted(files)), uncompressed_bytes=total, fields=fields)
 
 
 def _bounded_size(
     archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: FeedLimits, *, already: int
-) -> int:
-    """Decompress one entry counting real bytes; stop at the first cap crossed."""
+) -> tuple[int, int]:
+    """Decompress one entry counting real bytes and field separators; stop at the
+    first cap crossed."""
     ratio_cap = max(info.compress_size, 1) * limits.max_compression_ratio
-    size = 0
+    size = separators = 0
     try:
         with archive.open(info) as stream:
             while block := stream.read(_READ_BLOCK):
                 size += len(block)
+                separators += block.count(b",") + block.count(b"\n")
                 if already + size > limits.max_uncompressed_bytes:
                     raise FeedTooLarge(
                         f"feed too large: it uncompresses to more than"
@@ -165,4 +172,4 @@ def _bounded_size(
     except Exception as exc:
         log.info("zip entry %.80r unreadable: %s: %.200s", info.filename, type(exc).__name__, exc)
         raise FeedError(f"zip entry {_shown(info.filename)} is corrupt: {_reason(exc)}") from None
-    return size
+    return size, separators

@@ -99,10 +99,11 @@ def test_invalid_feed_is_invalid_argument(
 
 
 def test_uncompressed_cap(serve, tiny_feed: bytes) -> None:  # type: ignore[no-untyped-def]
+    # A size limit, like the upload cap: RESOURCE_EXHAUSTED, "too large" (the console's 413).
     _, channel = serve(max_uncompressed_bytes=200)
     err = rejected(lambda: pb_grpc.PipelineServiceStub(channel).RunPipeline(requests(tiny_feed)))
-    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "uncompresses to more than 200 bytes" in (err.details() or "")
+    assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "feed too large: it uncompresses to more than 200 bytes" in (err.details() or "")
 
 
 def test_upload_over_cap_is_resource_exhausted(serve, tiny_feed: bytes) -> None:  # type: ignore[no-untyped-def]
