@@ -10,6 +10,13 @@ of the idle server, because that is what sizes a Cloud Run instance:
 
 Usage:
     python -m bench.pipeline_memory --rows 1000000 [--max-multiple 10] [--json out.json]
+    python -m bench.pipeline_memory --padded 40 [--padded-mib 10]
+
+``--padded N`` measures issue 17's row-7 feed instead: a small generated feed plus
+N extra CSV files of ``--padded-mib`` MiB each (harness.feeds.write_padded_feed),
+``--shape row7`` (eight-letter fields, as row 7's), ``wide`` (long fields: the least
+memory per byte) or ``narrow`` (one-letter fields: the most).
+The pipeline's memory model (pipeline_server/memory.py) is fitted to these runs.
 
 Exits 1 when the run does not complete or the multiple exceeds --max-multiple.
 """
@@ -32,6 +39,7 @@ from types import ModuleType
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from harness.feeds import PADDING_ROWS, write_padded_feed
 from harness.grpc_client import run_requests
 from pipeline.v1 import pipeline_pb2 as pb
 from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
@@ -84,11 +92,21 @@ def _proc_status_bytes(pid: int, field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/{pid}/status (Linux only)")
 
 
-def measure(rows: int, max_multiple: float = DEFAULT_MAX_MULTIPLE) -> MemoryReport:
-    generator = _load_generator()
+def measure(
+    rows: int,
+    max_multiple: float = DEFAULT_MAX_MULTIPLE,
+    padded: int = 0,
+    padded_bytes: int = 10 * 1024 * 1024,
+    shape: str = "row7",
+    extra_env: dict[str, str] | None = None,
+) -> MemoryReport:
+    """``padded`` > 0: the generated feed of ``rows`` plus that many extra files."""
     with tempfile.TemporaryDirectory(prefix="pipeline-memory-") as tmp:
         feed = Path(tmp) / "feed.zip"
-        generator.write_feed(feed, rows)
+        if padded:
+            write_padded_feed(feed, padded, padded_bytes, rows, shape)
+        else:
+            _load_generator().write_feed(feed, rows)
         with zipfile.ZipFile(feed) as zf:
             uncompressed = sum(i.file_size for i in zf.infolist())
         port = free_port()
@@ -98,6 +116,7 @@ def measure(rows: int, max_multiple: float = DEFAULT_MAX_MULTIPLE) -> MemoryRepo
             "PIPELINES_DIR": str(REPO / "pipelines"),
             "PIPELINE_NAME": "metro_schedule",
             "PIPELINE_DATA_DIR": tmp,
+            **(extra_env or {}),
         }
         server = subprocess.Popen(
             [sys.executable, "-m", "pipeline_server"],
@@ -137,9 +156,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="stop_times rows (default 1e6)")
     parser.add_argument("--max-multiple", type=float, default=DEFAULT_MAX_MULTIPLE)
+    parser.add_argument("--padded", type=int, default=0, help="extra CSV files (row 7's feed)")
+    parser.add_argument("--padded-mib", type=int, default=10, help="MiB of each extra file")
+    parser.add_argument("--shape", choices=sorted(PADDING_ROWS), default="row7")
     parser.add_argument("--json", type=Path, help="also write the report as JSON here")
     args = parser.parse_args(argv)
-    report = measure(args.rows, args.max_multiple)
+    rows = args.rows if not args.padded or args.rows != 1_000_000 else 2_000
+    # Admission would refuse the big padded feeds on a small machine: measure the run.
+    unbounded = {"PIPELINE_MEMORY_LIMIT_BYTES": str(1 << 40)} if args.padded else None
+    report = measure(
+        rows,
+        args.max_multiple,
+        args.padded,
+        args.padded_mib * 1024 * 1024,
+        args.shape,
+        unbounded,
+    )
     mib = 1024 * 1024
     print(f"rows                 {report.rows:>12,}")
     print(f"feed (zip)           {report.feed_bytes / mib:>12.1f} MiB")

@@ -115,9 +115,12 @@ def _start(
     stack: str,
     env: Mapping[str, str],
     data_dir: Path | None = None,
+    mem_limit: str | None = None,
 ) -> ServiceContainer:
     if data_dir is not None:
         env = {**env, "PIPELINE_DATA_DIR": CONTAINER_DATA_DIR}
+    # docker --memory (and no swap beyond it): the cgroup limit Cloud Run also sets.
+    memory = {"mem_limit": mem_limit, "memswap_limit": mem_limit} if mem_limit else {}
     container = (
         DockerContainer(image)
         .with_envs(**{**env, "PORT": str(port)})
@@ -125,6 +128,7 @@ def _start(
         .with_kwargs(
             network_mode="host",
             labels={STACK_LABEL: stack, SERVICE_LABEL: service},
+            **memory,
         )
     )
     if data_dir is not None:
@@ -195,13 +199,15 @@ def start_service(
     probe: Probe,
     timeout: float = START_TIMEOUT_S,
     data_dir: Path | None = None,
+    mem_limit: str | None = None,
 ) -> ServiceContainer:
-    """Start one service on `port` (None: a free one) and wait until `probe` passes."""
+    """Start one service on `port` (None: a free one) and wait until `probe` passes;
+    ``mem_limit``: docker's memory limit ("1g"), the container's cgroup limit."""
     # A port picked here is free only until something else binds it; another test
     # worker may win that race. Retry with a new port; a fixed port is not retried.
     attempts = 1 if port else 3
     for attempt in range(1, attempts + 1):
-        box = _start(service, image, port or free_port(), stack, env, data_dir)
+        box = _start(service, image, port or free_port(), stack, env, data_dir, mem_limit)
         try:
             _wait(box, probe, timeout)
         except ContainerFailed:
@@ -223,13 +229,17 @@ def start_pipeline(
     env: Mapping[str, str] | None = None,
     timeout: float = START_TIMEOUT_S,
     data_dir: Path | None = None,
+    mem_limit: str | None = None,
 ) -> ServiceContainer:
     """Start the pipeline and wait until grpc.health.v1 says SERVING.
 
     ``data_dir``: a host folder mounted as its PIPELINE_DATA_DIR, so its run store
     outlives the container and can be shared with other pipeline containers.
+    ``mem_limit``: docker's memory limit ("1g"), as Cloud Run's instance memory.
     """
-    return start_service("pipeline", image, stack, port, env or {}, GRPC_READY, timeout, data_dir)
+    return start_service(
+        "pipeline", image, stack, port, env or {}, GRPC_READY, timeout, data_dir, mem_limit
+    )
 
 
 def pipeline_addr_value(pipeline_addr: str | Sequence[str]) -> str:

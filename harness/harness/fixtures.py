@@ -54,10 +54,12 @@ class StackFactory:
         port: int | None = None,
         env: Mapping[str, str] | None = None,
         data_dir: Path | None = None,
+        mem_limit: str | None = None,
     ) -> containers.ServiceContainer:
-        """A pipeline; ``data_dir``: a host folder for its run store (shareable)."""
+        """A pipeline; ``data_dir``: a host folder for its run store (shareable);
+        ``mem_limit``: its container's memory limit ("1g")."""
         box = containers.start_pipeline(
-            self.build.ref("pipeline"), stack, port, env, data_dir=data_dir
+            self.build.ref("pipeline"), stack, port, env, data_dir=data_dir, mem_limit=mem_limit
         )
         self._boxes.append(track(box))
         return box

@@ -21,8 +21,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from pipeline.v1 import pipeline_pb2 as pb
 from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
 
-from .feed import FeedError, FeedLimits, inspect_feed
+from .feed import FeedError, FeedLimits, FeedSummary, FeedTooLarge, inspect_feed
 from .loader import LoadedPipeline
+from .memory import MemoryExhausted, budget
 from .runner import RunTelemetry, execute
 from .settings import Settings
 from .spool import Spool
@@ -77,8 +78,10 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
         self._store = store
         self._monitor = monitor
         self._spool = spool
+        self._memory = budget(settings.memory_limit_bytes, settings.memory_reserve_bytes)
         self._limits = FeedLimits(
-            max_uncompressed_bytes=settings.max_uncompressed_bytes,
+            # Default: stop decompressing at the largest feed this instance could run.
+            max_uncompressed_bytes=settings.max_uncompressed_bytes or self._memory.largest_feed(),
             max_compression_ratio=settings.max_compression_ratio,
             max_entries=settings.max_zip_entries,
         )
@@ -237,13 +240,10 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
     ) -> pb.Run:
         run_id = self._store.new_run_id()
         upload = self._spool.path(run_id)
+        reserved = 0
         try:
             size, digest = self._receive(chunks, upload, context)
-            try:
-                inspect_feed(upload, self._limits)
-            except FeedError as exc:
-                log.info("run %s rejected: %s", run_id, exc)
-                abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"invalid feed: {exc}")
+            reserved = self._admit(run_id, upload, size, context)
             run = pb.Run(
                 run_id=run_id,
                 status=pb.RUN_STATUS_RUNNING,
@@ -260,7 +260,24 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
             log.info("run %s started (%d bytes, label %r)", run_id, size, options.label)
             return self._execute(run, upload, list(options.disabled_steps), context)
         finally:
+            self._memory.release(reserved)
             upload.unlink(missing_ok=True)
+
+    def _admit(self, run_id: str, upload: Path, size: int, context: grpc.ServicerContext) -> int:
+        """Inspect the feed and reserve its predicted memory (released by the caller)."""
+        try:
+            summary: FeedSummary = inspect_feed(upload, self._limits)
+        except FeedTooLarge as exc:
+            log.info("run %s refused: %s", run_id, exc)
+            abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, f"{exc}; {self._memory.describe()}")
+        except FeedError as exc:
+            log.info("run %s rejected: %s", run_id, exc)
+            abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"invalid feed: {exc}")
+        try:
+            return self._memory.admit(summary.uncompressed_bytes, summary.fields, size)
+        except MemoryExhausted as exc:
+            log.info("run %s refused: %s", run_id, exc)
+            abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
 
     def _receive(
         self, chunks: Iterator[pb.RunPipelineRequest], upload: Path, context: grpc.ServicerContext

@@ -184,10 +184,15 @@ class Settings(BaseSettings):
         alias="PIPELINE_MAX_UPLOAD_BYTES",
         description="Compressed size of one upload; more is RESOURCE_EXHAUSTED.",
     )
-    max_uncompressed_bytes: PositiveInt = Field(
-        default=4096 * MIB,
+    max_uncompressed_bytes: Annotated[
+        int, BeforeValidator(_integer), AfterValidator(_not_negative)
+    ] = Field(
+        default=0,
         alias="PIPELINE_MAX_UNCOMPRESSED_BYTES",
-        description="Total uncompressed size of the .txt entries of one feed: the zip-bomb cap.",
+        description=(
+            "Total uncompressed size of the .txt entries of one feed; more is"
+            " RESOURCE_EXHAUSTED. 0: the largest feed a run fits in the instance's memory."
+        ),
     )
     max_compression_ratio: PositiveInt = Field(
         default=200,
@@ -201,6 +206,21 @@ class Settings(BaseSettings):
         default=1000,
         alias="PIPELINE_MAX_ZIP_ENTRIES",
         description="Entries in one zip: GTFS has ~30 files; thousands means something is off.",
+    )
+    memory_limit_bytes: Annotated[int, BeforeValidator(_integer), AfterValidator(_not_negative)] = (
+        Field(
+            default=0,
+            alias="PIPELINE_MEMORY_LIMIT_BYTES",
+            description=(
+                "Memory runs are admitted against. 0: the cgroup's limit (Cloud Run's,"
+                " docker --memory), else the machine's MemTotal."
+            ),
+        )
+    )
+    memory_reserve_bytes: PositiveInt = Field(
+        default=160 * MIB,
+        alias="PIPELINE_MEMORY_RESERVE_BYTES",
+        description="Memory kept for the idle server (~70-125 MiB measured); runs get the rest.",
     )
     max_concurrent_runs: PositiveInt = Field(
         default=2,

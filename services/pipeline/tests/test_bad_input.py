@@ -15,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from pipeline.v1 import pipeline_pb2 as pb
 from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
+from testkit.zips import corrupt_first_deflate, with_extract_version
 
 CHUNK = 64 * 1024
 
@@ -50,6 +51,8 @@ def zip_entries(entries: dict[str, bytes]) -> bytes:
     ("make_feed", "expected"),
     [
         (lambda build, good: b"this is not a zip", "not a zip"),
+        (lambda build, good: corrupt_first_deflate(good), "compressed data is corrupt"),
+        (lambda build, good: with_extract_version(good, 228), "zip version 22.8"),
         (lambda build, good: good[: len(good) // 2], "not a zip"),
         (
             lambda build, good: build({"stops.txt": None, "stop_times.txt": None}),
@@ -66,7 +69,17 @@ def zip_entries(entries: dict[str, bytes]) -> bytes:
         (lambda build, good: zip_entries({"feed/stops.txt": b"stop_id\n"}), "inside a folder"),
         (lambda build, good: zip_entries({"stops.txt": b"0" * (64 * 1024 * 1024)}), "zip bomb"),
     ],
-    ids=["not-zip", "truncated", "missing-files", "dotdot", "absolute", "folder", "bomb-ratio"],
+    ids=[
+        "not-zip",
+        "corrupt-deflate",
+        "version-22.8",
+        "truncated",
+        "missing-files",
+        "dotdot",
+        "absolute",
+        "folder",
+        "bomb-ratio",
+    ],
 )
 def test_invalid_feed_is_invalid_argument(
     serve,
@@ -86,10 +99,11 @@ def test_invalid_feed_is_invalid_argument(
 
 
 def test_uncompressed_cap(serve, tiny_feed: bytes) -> None:  # type: ignore[no-untyped-def]
+    # A size limit, like the upload cap: RESOURCE_EXHAUSTED, "too large" (the console's 413).
     _, channel = serve(max_uncompressed_bytes=200)
     err = rejected(lambda: pb_grpc.PipelineServiceStub(channel).RunPipeline(requests(tiny_feed)))
-    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "uncompresses to more than 200 bytes" in (err.details() or "")
+    assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "feed too large: it uncompresses to more than 200 bytes" in (err.details() or "")
 
 
 def test_upload_over_cap_is_resource_exhausted(serve, tiny_feed: bytes) -> None:  # type: ignore[no-untyped-def]
