@@ -70,6 +70,15 @@ def _usage(tables: dict[str, pl.DataFrame], candidates: set[str]) -> tuple[set[s
     return used, {stop: frozenset(r) for stop, r in routes.items()}
 
 
+def _distinct(used: set[str], routes: Any, x: str, y: str, parent: str | None) -> bool:
+    """Must x and y stay apart although they look like one place?"""
+    if x not in used or y not in used:
+        return False
+    if parent is not None or routes is None:
+        return True
+    return not routes.get(x, frozenset()).isdisjoint(routes.get(y, frozenset()))
+
+
 def reference_merge(
     stops_merge: ModuleType, tables: dict[str, pl.DataFrame], distance_m: float
 ) -> tuple[dict[str, str], int]:
@@ -100,13 +109,6 @@ def reference_merge(
         candidates = set(pairs["a"].to_list()) | set(pairs["b"].to_list())
         used, routes = _usage(tables, candidates)
 
-        def distinct(x: str, y: str, parent: str | None) -> bool:
-            if x not in used or y not in used:
-                return False
-            if parent is not None or routes is None:
-                return True
-            return not routes.get(x, frozenset()).isdisjoint(routes.get(y, frozenset()))
-
         members: dict[str, list[str]] = {}
         rows = sorted(pairs.iter_rows(), key=lambda row: (row[1], row[0], row[2] or ""))
         for b, group in itertools.groupby(rows, key=lambda row: row[1]):
@@ -115,7 +117,7 @@ def reference_merge(
                 if a in survivor_of:
                     continue
                 cluster = members.get(a, [a])
-                if any(distinct(b, member, parent) for member in cluster):
+                if any(_distinct(used, routes, b, m, parent) for m in cluster):
                     blocked = True
                     continue
                 survivor_of[b] = a
@@ -180,7 +182,7 @@ def random_feed(
     seed: int, place: tuple[float, float], stops: int = 160, distance_m: float = 25.0
 ) -> dict[str, pl.DataFrame]:
     """A small feed of look-alike stops around `place`; the same seed gives the same feed."""
-    rng = random.Random(seed)  # noqa: S311 - test data
+    rng = random.Random(seed)
     names = ["Central", "central", "CENTRAL ", "Elm St", "Elm St.", "Oak", "", None]
     # Offsets that sit on the merge distance, a hair either side, and well inside/out.
     radii = [0.0, distance_m, distance_m * (1 - 1e-12), distance_m * (1 + 1e-12), 0.5 * distance_m]
@@ -245,7 +247,9 @@ def random_feed(
     tables = {
         "stops.txt": stops_df,
         "trips.txt": pl.DataFrame(
-            trips, schema=dict.fromkeys(("route_id", "service_id", "trip_id"), pl.String), orient="row"
+            trips,
+            schema=dict.fromkeys(("route_id", "service_id", "trip_id"), pl.String),
+            orient="row",
         ),
         "stop_times.txt": pl.DataFrame(
             stop_times,

@@ -49,7 +49,10 @@ def stops_merge(settings: ModuleType) -> ModuleType:
 
 
 def check_against_reference(
-    run_step: RunStep, stops_merge: ModuleType, settings: ModuleType, tables: dict[str, pl.DataFrame]
+    run_step: RunStep,
+    stops_merge: ModuleType,
+    settings: ModuleType,
+    tables: dict[str, pl.DataFrame],
 ) -> dict[str, str]:
     """Run the step; assert its merges and counts are the reference's; return its mapping."""
     expected, kept_distinct = ref.reference_merge(stops_merge, tables, settings.MERGE_DISTANCE_M)
