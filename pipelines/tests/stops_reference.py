@@ -136,8 +136,8 @@ def reference_kept(stops: pl.DataFrame, used: Sequence[str]) -> set[str]:
     }
     kept = {stop for stop in used if stop in view}
     while True:
-        parents = {view[s][1] for s in kept if view[s][1] is not None} - kept
-        new = {p for p in parents if p in view}
+        parents = {parent for s in kept if (parent := view[s][1]) is not None} - kept
+        new: set[str] = {p for p in parents if p in view}
         if not new:
             break
         kept |= new

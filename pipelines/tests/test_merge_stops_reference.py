@@ -53,12 +53,12 @@ def check_against_reference(
     stops_merge: ModuleType,
     settings: ModuleType,
     tables: dict[str, pl.DataFrame],
-) -> dict[str, str]:
+) -> dict[str, str | None]:
     """Run the step; assert its merges and counts are the reference's; return its mapping."""
     expected, kept_distinct = ref.reference_merge(stops_merge, tables, settings.MERGE_DISTANCE_M)
     ctx, result = run_step("merge_stops", **tables)
     assert result.status == "success", result.error
-    mapping: dict[str, str] = ctx.get_id_mappings("stops.txt", "stop_id")
+    mapping: dict[str, str | None] = ctx.get_id_mappings("stops.txt", "stop_id")
     assert mapping == expected
     (finding,) = result.findings
     assert finding["context"]["merged"] == str(len(expected))
