@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import logging
 import math
@@ -69,13 +70,18 @@ def normalise_name(name: str) -> str:
     return " ".join("".join(chars).split())
 
 
-def _haversine_m(lat1: pl.Expr, lon1: pl.Expr, lat2: pl.Expr, lon2: pl.Expr) -> pl.Expr:
-    phi1, phi2 = lat1.radians(), lat2.radians()
-    half_dphi = (phi2 - phi1) / 2
-    half_dlambda = (lon2 - lon1).radians() / 2
-    a = half_dphi.sin() ** 2 + phi1.cos() * phi2.cos() * half_dlambda.sin() ** 2
-    # clip: rounding can push `a` a hair above 1 for antipodal points.
-    return 2 * EARTH_RADIUS_M * a.sqrt().clip(upper_bound=1.0).arcsin()
+def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in metres. Squares are products, as polars computes
+    them, so the value is bit for bit the one the earlier vectorised version of
+    this step compared (a test keeps that true)."""
+    phi1, phi2 = math.radians(lat1), math.radians(lat2)
+    sin_half_dphi = math.sin((phi2 - phi1) / 2)
+    sin_half_dlambda = math.sin(math.radians(lon2 - lon1) / 2)
+    a = sin_half_dphi * sin_half_dphi + math.cos(phi1) * math.cos(phi2) * (
+        sin_half_dlambda * sin_half_dlambda
+    )
+    # min: rounding can push `a` a hair above 1 for antipodal points.
+    return 2 * EARTH_RADIUS_M * math.asin(min(math.sqrt(a), 1.0))
 
 
 def _coordinate(stops: pl.DataFrame, column: str, limit: float) -> pl.Expr:
@@ -109,40 +115,55 @@ def _nodes(stops: pl.DataFrame) -> pl.DataFrame:
     ).drop("name")
 
 
-def _candidate_pairs(nodes: pl.DataFrame, distance_m: float) -> pl.DataFrame:
-    """Pairs (a, b, parent) with a < b by stop_id, the same name_key,
-    location_type and parent, at most distance_m apart.
+_GROUP = ("name_key", "location_type", "parent_key")
+_CELL = ("cx", "cy", "cz")
+_NEIGHBOURS = tuple(itertools.product((-1, 0, 1), repeat=3))
 
-    A self-join on name alone would be quadratic for a common name ("Bus Stop"),
-    so stops are bucketed into grid cells at least distance_m wide and only the
-    3x3 neighbourhood of each cell is compared. Longitude wrap-around at ±180° is
-    not handled: no metro straddles the antimeridian.
+
+def _candidates(nodes: pl.DataFrame, distance_m: float) -> pl.DataFrame:
+    """The nodes that may have a look-alike within distance_m, sorted by stop_id.
+
+    Each stop goes into a cube of a grid over Earth-centred x, y, z (metres on
+    the sphere), cubes a little wider than distance_m. The chord between two
+    points is never longer than their great-circle distance, so two stops
+    within distance_m lie in the same or neighbouring cubes (26 neighbours),
+    across the antimeridian and at the poles alike. A stop whose neighbourhood
+    holds no other stop of its name, location_type and parent can merge with
+    nothing and is left out; counting per cube keeps this linear however many
+    stops share one place.
     """
-    # 1 % margin so a cell is never narrower than the radius, whatever the rounding.
-    cell_lat = distance_m / METRES_PER_DEGREE * 1.01
-    max_abs_lat = min(float(nodes.get_column("lat").abs().max()), 89.0)  # type: ignore[arg-type]
-    cell_lon = cell_lat / math.cos(math.radians(max_abs_lat))
+    side = distance_m * 1.01  # margin: a cube is never narrower than the radius
+    phi, lam = pl.col("lat").radians(), pl.col("lon").radians()
     cells = nodes.with_columns(
-        (pl.col("lat") / cell_lat).floor().cast(pl.Int64).alias("gy"),
-        (pl.col("lon") / cell_lon).floor().cast(pl.Int64).alias("gx"),
+        pl.col("parent").fill_null("").alias("parent_key"),  # "" is never a stop_id here
+        ((EARTH_RADIUS_M * phi.cos() * lam.cos()) / side).floor().cast(pl.Int64).alias("cx"),
+        ((EARTH_RADIUS_M * phi.cos() * lam.sin()) / side).floor().cast(pl.Int64).alias("cy"),
+        ((EARTH_RADIUS_M * phi.sin()) / side).floor().cast(pl.Int64).alias("cz"),
     )
-    neighbours = pl.DataFrame({"dy": [-1, -1, -1, 0, 0, 0, 1, 1, 1], "dx": [-1, 0, 1] * 3})
-    probes = (
-        cells.join(neighbours, how="cross")
-        .with_columns(pl.col("gy") + pl.col("dy"), pl.col("gx") + pl.col("dx"))
-        .drop("dy", "dx")
+    counts = cells.group_by(*_GROUP, *_CELL).len("n")
+    offsets = pl.DataFrame(
+        {
+            name: [offset[axis] for offset in _NEIGHBOURS]
+            for axis, name in enumerate(("dx", "dy", "dz"))
+        }
     )
-    return (
-        probes.join(cells, on=["name_key", "location_type", "gy", "gx"], suffix="_b")
-        .filter(
-            pl.col("stop_id") < pl.col("stop_id_b"),
-            # null == null: two parentless stops share "no parent".
-            pl.col("parent").eq_missing(pl.col("parent_b")),
-            _haversine_m(pl.col("lat"), pl.col("lon"), pl.col("lat_b"), pl.col("lon_b"))
-            <= distance_m,
+    near = (
+        counts.join(offsets, how="cross")
+        .with_columns(
+            (pl.col("cx") + pl.col("dx")).alias("nx"),
+            (pl.col("cy") + pl.col("dy")).alias("ny"),
+            (pl.col("cz") + pl.col("dz")).alias("nz"),
         )
-        .select(pl.col("stop_id").alias("a"), pl.col("stop_id_b").alias("b"), "parent")
+        .join(
+            counts.rename({"cx": "nx", "cy": "ny", "cz": "nz", "n": "m"}),
+            on=[*_GROUP, "nx", "ny", "nz"],
+        )
+        .group_by(*_GROUP, *_CELL)
+        .agg(pl.col("m").sum())
+        .filter(pl.col("m") >= 2)
+        .drop("m")
     )
+    return cells.join(near, on=[*_GROUP, *_CELL], how="semi").sort("stop_id", maintain_order=True)
 
 
 class _Usage:
@@ -188,49 +209,167 @@ class _Usage:
                 stop_id: frozenset(routes) for stop_id, routes in served_routes.iter_rows()
             }
 
-    def distinct(self, x: str, y: str, parent: str | None) -> bool:
-        """Must x and y stay apart although they look like one place?"""
-        if x not in self.used or y not in self.used:
-            # At most one copy is served: merging cannot move any trip.
+    def routes_of(self, stop_id: str) -> frozenset[str]:
+        return self.routes.get(stop_id, frozenset()) if self.routes is not None else frozenset()
+
+
+# A survivor as the index holds it: (stop_id, lat, lon). Lists of them are kept
+# sorted by stop_id, so the first one within reach in a list is its lowest.
+_Entry = tuple[str, float, float]
+_CellKey = tuple[str, str, str, int, int, int]
+
+
+class _Clusters:
+    """The survivors of one pass, indexed by look-alike group and grid cube.
+
+    What decides whether a served stop may join a survivor is summarised per
+    cluster (survivor plus the stops merged into it): whether any member is
+    served ("dirty") and the union of the served members' routes. A cluster
+    without a served member is "clean" and can take any stop. Clean and dirty
+    survivors live in separate lists per cube: clean survivors are never within
+    the distance of one another (an unserved stop always joins a survivor in
+    reach), so the lists a served stop searches stay short however many served
+    look-alikes share one place.
+    """
+
+    def __init__(self, usage: _Usage, distance_m: float) -> None:
+        self.usage = usage
+        self.distance_m = distance_m
+        self.clean: dict[_CellKey, list[_Entry]] = {}
+        self.dirty: dict[_CellKey, list[_Entry]] = {}
+        self.cells_of: dict[str, list[tuple[_CellKey, _Entry]]] = {}
+        self.routes: dict[str, set[str]] = {}  # dirty survivor -> its served members' routes
+
+    def first_within(
+        self, lists: dict[_CellKey, list[_Entry]], key: _CellKey, lat: float, lon: float
+    ) -> str | None:
+        """The lowest stop_id in `lists` within reach of (lat, lon) in key's neighbourhood."""
+        best: str | None = None
+        *group, cx, cy, cz = key
+        for dx, dy, dz in _NEIGHBOURS:
+            for stop_id, lat_a, lon_a in lists.get((*group, cx + dx, cy + dy, cz + dz), ()):  # type: ignore[arg-type]
+                if best is not None and stop_id >= best:
+                    break
+                if haversine_m(lat_a, lon_a, lat, lon) <= self.distance_m:
+                    best = stop_id
+                    break
+        return best
+
+    def all_within(self, key: _CellKey, lat: float, lon: float) -> list[str]:
+        """Every survivor within reach of (lat, lon), lowest stop_id first."""
+        *group, cx, cy, cz = key
+        found = [
+            stop_id
+            for lists in (self.clean, self.dirty)
+            for dx, dy, dz in _NEIGHBOURS
+            for stop_id, lat_a, lon_a in lists.get((*group, cx + dx, cy + dy, cz + dz), ())  # type: ignore[arg-type]
+            if haversine_m(lat_a, lon_a, lat, lon) <= self.distance_m
+        ]
+        return sorted(found)
+
+    def conflicts(self, survivor: str, stop_id: str, parent: str | None) -> bool:
+        """Must stop_id stay apart from some member of survivor's cluster?
+
+        Only two served stops can be: merging cannot move a trip otherwise. Two
+        served children of one station are separate platforms (northbound and
+        southbound often share name and coordinates). Two served parentless
+        stops on a common route are that route's stops on either side of the
+        street; on disjoint routes, two listings of one. Without route
+        information any two served stops stay apart."""
+        if stop_id not in self.usage.used or survivor not in self.routes:
             return False
-        if parent is not None:
-            # Two served children of one station: separate platforms (northbound
-            # and southbound often share name and coordinates).
+        if parent is not None or self.usage.routes is None:
             return True
-        if self.routes is None:
-            return True
-        # Two served parentless stops on a common route are that route's stops
-        # on either side of the street; on disjoint routes, two listings of one.
-        return not self.routes.get(x, frozenset()).isdisjoint(self.routes.get(y, frozenset()))
+        return not self.routes[survivor].isdisjoint(self.usage.routes_of(stop_id))
+
+    def add(self, stop_id: str, key: _CellKey, lat: float, lon: float) -> None:
+        """stop_id stays: index it as a survivor."""
+        entry = (stop_id, lat, lon)
+        served = stop_id in self.usage.used
+        if served:
+            self.routes[stop_id] = set(self.usage.routes_of(stop_id))
+        bisect.insort((self.dirty if served else self.clean).setdefault(key, []), entry)
+        self.cells_of.setdefault(stop_id, []).append((key, entry))
+
+    def join(self, stop_id: str, survivor: str) -> None:
+        """stop_id merged into survivor: update the cluster's summary."""
+        if stop_id not in self.usage.used:
+            return
+        if survivor not in self.routes:  # clean until now
+            self.routes[survivor] = set()
+            for key, entry in self.cells_of[survivor]:
+                self.clean[key].remove(entry)
+                bisect.insort(self.dirty.setdefault(key, []), entry)
+        self.routes[survivor] |= self.usage.routes_of(stop_id)
 
 
-def _assign(pairs: pl.DataFrame, usage: _Usage, survivor_of: dict[str, str]) -> int:
+def _merge_pass(
+    candidates: pl.DataFrame,
+    usage: _Usage,
+    survivor_of: dict[str, str],
+    distance_m: float,
+) -> int:
     """Merge each stop into the first eligible survivor; return how many stops
     had a look-alike survivor but were kept distinct by usage.
 
     Star clusters, not connected components: a stop only merges into a
     survivor within distance of it (no chaining a kilometre along a street),
     and a stop never joins a cluster holding a stop it must stay distinct from.
-    The loop runs over candidate pairs only (a handful per duplicate), never
-    over stop_times.
+    Stops are visited in stop_id order and each looks up the survivors in its
+    neighbourhood of the index, never every earlier stop of its name.
     """
-    members: dict[str, list[str]] = {}
+    clusters = _Clusters(usage, distance_m)
     kept_distinct = 0
-    rows: Iterable[tuple[str, str, str | None]] = pairs.sort("b", "a").iter_rows()
-    for b, group in itertools.groupby(rows, key=lambda row: row[1]):
+    rows: Iterable[tuple[str, str, str, str, str | None, float, float, int, int, int]] = (
+        candidates.select("stop_id", *_GROUP, "parent", "lat", "lon", *_CELL).iter_rows()
+    )
+    for stop_id, same_id in itertools.groupby(rows, key=lambda row: row[0]):
+        mine = [
+            ((name, lt, parent_key, cx, cy, cz), parent, lat, lon)
+            for _, name, lt, parent_key, parent, lat, lon, cx, cy, cz in same_id
+        ]
+        served = stop_id in usage.used
+        survivor: str | None = None
         blocked = False
-        for a, _, parent in group:
-            if a in survivor_of:  # a merged into an earlier stop; it is no survivor
-                continue
-            cluster = members.get(a, [a])
-            if any(usage.distinct(b, member, parent) for member in cluster):
-                blocked = True
-                continue
-            survivor_of[b] = a
-            members[a] = [*cluster, b]
-            break
+        if len(mine) == 1 and not served:
+            # Nothing can object to an unserved stop: the lowest survivor in reach.
+            key, _, lat, lon = mine[0]
+            firsts = [
+                clusters.first_within(lists, key, lat, lon)
+                for lists in (clusters.clean, clusters.dirty)
+            ]
+            survivor = min((f for f in firsts if f is not None), default=None)
+        elif len(mine) == 1 and (mine[0][1] is not None or usage.routes is None):
+            # A served stop may join only a cluster with no served member.
+            key, _, lat, lon = mine[0]
+            survivor = clusters.first_within(clusters.clean, key, lat, lon)
+            blocked = (
+                survivor is None
+                and clusters.first_within(clusters.dirty, key, lat, lon) is not None
+            )
         else:
-            kept_distinct += int(blocked)
+            # Routes decide (or a stop_id listed more than once): try each in order.
+            options = sorted(
+                (a, parent)
+                for key, parent, lat, lon in mine
+                for a in clusters.all_within(key, lat, lon)
+            )
+            for a, parent in options:
+                if a in survivor_of:
+                    continue
+                if clusters.conflicts(a, stop_id, parent):
+                    blocked = True
+                    continue
+                survivor = a
+                break
+        if survivor is not None:
+            survivor_of[stop_id] = survivor
+            clusters.join(stop_id, survivor)
+            continue
+        kept_distinct += int(blocked)
+        if stop_id not in survivor_of:  # merged in an earlier pass (a repeated stop_id)
+            for key, _, lat, lon in mine:
+                clusters.add(stop_id, key, lat, lon)
     return kept_distinct
 
 
@@ -336,13 +475,13 @@ def merge_stops(ctx: PipelineContext) -> None:
         # Parents as they stand after the earlier passes' merges.
         if survivor_of:
             batch = batch.with_columns(pl.col("parent_station").replace(survivor_of))
-        pairs = _candidate_pairs(batch.rename({"parent_station": "parent"}), distance_m)
-        if pairs.is_empty():
+        candidates = _candidates(batch.rename({"parent_station": "parent"}), distance_m)
+        if candidates.is_empty():
             continue
         if used is None:
             used = used_stop_ids(ctx.output)
-        usage = _Usage(ctx.output, used, pl.concat([pairs["a"], pairs["b"]]).unique())
-        kept_distinct += _assign(pairs, usage, survivor_of)
+        usage = _Usage(ctx.output, used, candidates.get_column("stop_id").unique())
+        kept_distinct += _merge_pass(candidates, usage, survivor_of, distance_m)
 
     changed: dict[str, int] = {}
     transfers_deduplicated = pathway_loops_dropped = 0

@@ -32,32 +32,37 @@ UNUSED_STOPS_REMOVED = "unused_stops_removed"
 _ATTACHED = (ENTRANCE_EXIT, GENERIC_NODE, BOARDING_AREA)
 
 
+def _closure(start: set[str], edges: dict[str, list[str]]) -> set[str]:
+    """start and everything reachable from it along edges (each node once, so a
+    parent cycle or an 8,000-deep chain costs one visit per stop)."""
+    seen = set(start)
+    todo = list(start)
+    while todo:
+        for nxt in edges.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
 def _kept_stop_ids(view: pl.DataFrame, used: pl.Series) -> pl.Series:
     """Served stops, every ancestor of one (so a used platform keeps its
-    station), then whatever is attached to a kept stop. Each loop adds one
-    hierarchy level per pass (at most three in GTFS) and stops when nothing
-    new comes in, so a malformed parent cycle cannot make it spin."""
-    kept = view.filter(pl.col("stop_id").is_in(used.implode())).get_column("stop_id").unique()
-    while True:
-        parents = view.filter(
-            pl.col("stop_id").is_in(kept.implode()),
-            pl.col("parent_station").is_not_null(),
-            ~pl.col("parent_station").is_in(kept.implode()),
-        ).get_column("parent_station")
-        existing = view.filter(pl.col("stop_id").is_in(parents.implode())).get_column("stop_id")
-        if existing.is_empty():
-            break
-        kept = pl.concat([kept, existing]).unique()
-    while True:
-        attached = view.filter(
-            pl.col("location_type").is_in(_ATTACHED),
-            pl.col("parent_station").is_in(kept.implode()),
-            ~pl.col("stop_id").is_in(kept.implode()),
-        ).get_column("stop_id")
-        if attached.is_empty():
-            break
-        kept = pl.concat([kept, attached]).unique()
-    return kept
+    station), then whatever is attached to a kept stop: entrances, nodes and
+    boarding areas hanging off it, and what hangs off those."""
+    kept = set(view.filter(pl.col("stop_id").is_in(used.implode())).get_column("stop_id").to_list())
+    # Only stops with a parent take part: a few rows per station, not every bus stop.
+    links = view.filter(
+        pl.col("parent_station").is_not_null(),
+        pl.col("parent_station").is_in(view.get_column("stop_id").implode()),
+    )
+    parents: dict[str, list[str]] = {}
+    children: dict[str, list[str]] = {}
+    for stop_id, location_type, parent in links.iter_rows():
+        parents.setdefault(stop_id, []).append(parent)
+        if location_type in _ATTACHED:
+            children.setdefault(parent, []).append(stop_id)
+    kept = _closure(_closure(kept, parents), children)
+    return pl.Series("stop_id", sorted(kept), dtype=pl.String)
 
 
 @step(
