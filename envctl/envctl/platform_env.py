@@ -17,6 +17,8 @@ The names are the same on both platforms (a callee C, a called service S):
     variable             cloudrun                         docker
     ==================== ================================ ==============================
     PORT                 Cloud Run: the container port    envctl: ``port``
+    S_LISTEN_HOST        unset (the service's default,    envctl: 127.0.0.1 (host
+                         every interface)                 networking: loopback only)
     K_SERVICE,           Cloud Run                        unset
     K_REVISION,
     K_CONFIGURATION
@@ -217,6 +219,11 @@ def _cloud_run(env: Environment, name: str) -> list[PlatformVar]:
         PlatformVar(
             "PORT", runtime, "Cloud Run sets it to the container port", str(CLOUD_RUN_PORT)
         ),
+        PlatformVar(
+            f"{env_prefix(name)}_LISTEN_HOST",
+            Source.UNSET,
+            "the service's default: every interface, as Cloud Run needs",
+        ),
         PlatformVar("K_SERVICE", runtime, "Cloud Run sets it to the service's name", name),
         PlatformVar("K_CONFIGURATION", runtime, "Cloud Run sets it to the service's name", name),
         PlatformVar("K_REVISION", runtime, "Cloud Run sets it to the revision's name"),
@@ -309,6 +316,10 @@ def _docker(
         image_commit = commit or ""
     found = [
         PlatformVar("PORT", rendered, "from port", str(chosen[name])),
+        # Host networking: loopback only, never this machine's other interfaces.
+        PlatformVar(
+            f"{env_prefix(name)}_LISTEN_HOST", rendered, "host networking: loopback", "127.0.0.1"
+        ),
         *(PlatformVar(var, unset, "only Cloud Run sets it") for var in _CLOUD_RUN_ONLY),
         PlatformVar("IMAGE_COMMIT", rendered, "from image.commit", image_commit)
         if image_commit

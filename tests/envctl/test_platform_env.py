@@ -84,6 +84,7 @@ def test_the_contract_names_the_same_variables_on_both_platforms(repo_root: Path
     for service in dev.services:
         assert set(platform_env(local, service)) == set(platform_env(dev, service))
     assert set(platform_env(dev, "console")) == {
+        "CONSOLE_LISTEN_HOST",
         "GOOGLE_CLOUD_PROJECT",
         "IMAGE_COMMIT",
         "K_CONFIGURATION",
@@ -102,6 +103,7 @@ def test_the_contract_names_the_same_variables_on_both_platforms(repo_root: Path
         "K_SERVICE",
         "PIPELINE_ALLOWED_INVOKERS",
         "PIPELINE_DATABASE_URL",
+        "PIPELINE_LISTEN_HOST",
         "PIPELINE_OUTPUT_URL",
         "PIPELINE_REQUIRE_ID_TOKEN",
         "PIPELINE_RETENTION_DAYS",

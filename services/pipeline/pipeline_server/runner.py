@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,23 @@ _STEP_STATUS = {
     "error": pb.STEP_STATUS_FAILED,
     "skipped": pb.STEP_STATUS_SKIPPED,
 }
+
+
+# Asked before the feed is parsed and before each step: a reason to stop, or None.
+StopCheck = Callable[[], str | None]
+
+
+class RunStopped(BaseException):
+    """Raised from the executor's before_step hook to stop a run between steps.
+
+    A BaseException because the executor logs and swallows an ``Exception``
+    from a hook; this one passes through it and out of run_schedule_pipeline
+    before the step starts (no half-run step, no step span opened).
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass
@@ -151,14 +169,19 @@ def execute(
     feed_path: Path,
     disabled_steps: list[str],
     observe: RunTelemetry | None = None,
+    should_stop: StopCheck | None = None,
 ) -> RunOutcome:
-    """Run the pipeline on the (already inspected) zip at `feed_path`."""
+    """Run the pipeline on the (already inspected) zip at `feed_path`.
+
+    ``should_stop`` is asked before the feed is parsed and before every step; a
+    reason stops the run there: a failed outcome with that reason, the steps
+    not run marked skipped."""
     observe = observe or RunTelemetry(Telemetry.noop(), loaded.name)
     start = time.perf_counter()
     with observe.tracer.start_as_current_span(
         f"run {loaded.name}", attributes={"pipeline.name": loaded.name}
     ) as span:
-        outcome = _execute(loaded, feed_path, disabled_steps, observe)
+        outcome = _execute(loaded, feed_path, disabled_steps, observe, should_stop)
         status = pb.RunStatus.Name(outcome.status)
         span.set_attribute("pipeline.run.status", status)
         if outcome.status != pb.RUN_STATUS_COMPLETED:
@@ -172,27 +195,49 @@ def execute(
 
 
 def _execute(
-    loaded: LoadedPipeline, feed_path: Path, disabled_steps: list[str], observe: RunTelemetry
+    loaded: LoadedPipeline,
+    feed_path: Path,
+    disabled_steps: list[str],
+    observe: RunTelemetry,
+    should_stop: StopCheck | None,
 ) -> RunOutcome:
+    def check(*_: Any) -> None:
+        reason = should_stop() if should_stop is not None else None
+        if reason is not None:
+            raise RunStopped(reason)
+
     counter = _RowCounter()
     spans = _StepSpans(observe, otel_context.get_current())
     # fail_fast: a step that errors leaves the data in a state later steps
     # were not written for; they are reported as skipped instead.
     executor = PipelineExecutor(fail_fast=True)
+    # First, so a stopped run opens no span and counts no rows for the step it skips.
+    executor.add_hook("before_step", check)
+    finished: dict[str, Any] = {}
+    executor.add_hook("after_step", lambda _ctx, step, r: finished.__setitem__(step.name, r))
     executor.add_hook("before_step", counter.before_step)
     executor.add_hook("after_step", counter.after_step)
     executor.add_hook("before_step", spans.before_step)
     executor.add_hook("after_step", spans.after_step)
 
-    inputs = {loaded.input_name: parse("gtfs_schedule_zip", feed_path.read_bytes())}
-    result = run_schedule_pipeline(
-        inputs, loaded.steps, executor=executor, disabled_steps=disabled_steps
-    )
-    del inputs  # the DataFrames are large; the result holds what we still need
+    stopped: str | None = None
+    try:
+        check()
+        inputs = {loaded.input_name: parse("gtfs_schedule_zip", feed_path.read_bytes())}
+        result = run_schedule_pipeline(
+            inputs, loaded.steps, executor=executor, disabled_steps=disabled_steps
+        )
+        del inputs  # the DataFrames are large; the result holds what we still need
+    except RunStopped as stop:
+        stopped = stop.reason
+        log.info("run stopped before its next step: %s", stop.reason)
 
-    executed = {
-        r.name: r for r in (result.execution_result.steps if result.execution_result else [])
-    }
+    if stopped is not None:
+        executed = {name: r for name, r in finished.items() if r.status != "skipped"}
+    else:
+        executed = {
+            r.name: r for r in (result.execution_result.steps if result.execution_result else [])
+        }
     step_results = []
     for step in loaded.steps:
         r = executed.get(step.name)
@@ -201,7 +246,11 @@ def _execute(
                 pb.StepResult(
                     step_name=step.name,
                     status=pb.STEP_STATUS_SKIPPED,
-                    messages=["not run: an earlier step failed"],
+                    messages=[
+                        "not run: the run was stopped"
+                        if stopped is not None
+                        else "not run: an earlier step failed"
+                    ],
                 )
             )
             continue
@@ -218,6 +267,8 @@ def _execute(
             )
         )
 
+    if stopped is not None:
+        return RunOutcome(pb.RUN_STATUS_FAILED, step_results, None, stopped)
     failed = [s.step_name for s in step_results if s.status == pb.STEP_STATUS_FAILED]
     validation_errors: list[str] = []
     for stage in result.stages:

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import threading
+import time
 import uuid
 from concurrent import futures
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from telemetry import Telemetry
 from telemetry.grpc_server import ServerTelemetryInterceptor
 
 from .auth import IdTokenInterceptor, IdTokenVerifier
+from .bounds import CallBounds, MethodLimit
 from .loader import LoadedPipeline, load_pipeline
 from .runner import RunTelemetry
 from .servicer import PipelineServicer
@@ -32,6 +34,14 @@ from .store import Retention, RunStore, StoreMonitor, create_engine, open_blob_s
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["PipelineService"].full_name
+RUN_PIPELINE = f"/{SERVICE_NAME}/RunPipeline"
+DOWNLOAD_OUTPUT = f"/{SERVICE_NAME}/DownloadOutput"
+# Upload streams admitted beyond the run slots: enough that a caller over the run
+# limit is told "N runs in progress" (once it has sent its options), few enough
+# that idle streams hold only a handful of threads until their idle timeout.
+EXTRA_UPLOAD_STREAMS = 2
+# After the grace, how long stop() waits for cancelled runs to reach a step boundary.
+STOP_WAIT_SECONDS = 1.0
 # Chunks are ~1 MiB; 8 MiB leaves room for a client that sends bigger ones
 # without letting one message hold the whole feed.
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
@@ -46,11 +56,23 @@ class RunningServer:
     store: RunStore
     monitor: StoreMonitor
     spool: Spool
+    bounds: CallBounds
 
-    def stop(self, grace: float | None) -> None:
+    def stop(self, grace: float | None) -> int:
+        """Drain for ``grace`` seconds, cancel what is left, fail its runs.
+
+        Returns how many runs are still computing (a step that does not end at
+        once): their threads are abandoned; the caller should exit without
+        waiting for them (``__main__`` does)."""
         # Tell load balancers and the console first, then drain.
         self.health.enter_graceful_shutdown()
-        self.server.stop(grace).wait()
+        # The grace covers the whole shutdown: calls drain for all but the last
+        # STOP_WAIT_SECONDS of it, which cancelled runs get to reach a step boundary.
+        drain = None if grace is None else max(grace - STOP_WAIT_SECONDS, 0.0)
+        self.server.stop(drain).wait()
+        # grpc has cancelled every call still open: each run in flight sees its
+        # caller gone and stops at its next step boundary.
+        self.bounds.shutdown()
         # Runs still executing after the grace will never report: say so now rather
         # than a lease later. Their threads may still finish; the store keeps this
         # record (it never turns a failed run back into a completed one).
@@ -62,9 +84,19 @@ class RunningServer:
                 log.warning("%d runs in flight at shutdown marked failed", failed)
         except Exception as exc:
             log.warning("could not mark in-flight runs failed at shutdown: %s", exc)
+        # A cancelled run stops at its next step boundary; give it a moment.
+        deadline = time.monotonic() + (STOP_WAIT_SECONDS if grace else 0.0)
+        while self.store.active and time.monotonic() < deadline:
+            time.sleep(0.05)
+        still_running = self.store.active
+        if still_running:
+            log.warning(
+                "%d runs still inside a step after the grace; not waiting for them", still_running
+            )
         self.monitor.stop()
         self.store.engine.dispose()
         self.spool.close()
+        return still_running
 
 
 def instance_id() -> str:
@@ -84,10 +116,31 @@ def open_store(settings: Settings, owner: str) -> RunStore:
     )
 
 
-def interceptors(settings: Settings, telemetry: Telemetry) -> list[grpc.ServerInterceptor]:
-    """Telemetry first (outermost), so refused calls are traced, counted and
-    logged with their request id too."""
-    chain: list[grpc.ServerInterceptor] = [ServerTelemetryInterceptor(telemetry)]
+def call_bounds(settings: Settings) -> CallBounds:
+    """Uploads and downloads on pools of their own, each admitting only its size."""
+    return CallBounds(
+        {
+            RUN_PIPELINE: MethodLimit(
+                settings.max_concurrent_runs + EXTRA_UPLOAD_STREAMS,
+                "upload streams: PIPELINE_MAX_CONCURRENT_RUNS + 2",
+            ),
+            DOWNLOAD_OUTPUT: MethodLimit(
+                settings.max_downloads, "downloads: PIPELINE_MAX_DOWNLOADS"
+            ),
+        },
+        # One reader per admitted upload stream (bounds.Receiver).
+        receive_threads=settings.max_concurrent_runs + EXTRA_UPLOAD_STREAMS,
+    )
+
+
+def interceptors(
+    settings: Settings, telemetry: Telemetry, bounds: CallBounds
+) -> list[grpc.ServerInterceptor]:
+    """Call bounds outermost: a call over its method's limit is refused before any
+    other work, and the pool its behaviour runs on is set on the final handler
+    (grpc reads it from there). Telemetry next, so the calls it admits, refused
+    by auth or not, are traced, counted and logged with their request id."""
+    chain: list[grpc.ServerInterceptor] = [bounds, ServerTelemetryInterceptor(telemetry)]
     if settings.require_id_token:
         verifier = IdTokenVerifier(
             settings.token_audiences, settings.allowed_invokers, settings.id_token_certs_url
@@ -103,7 +156,7 @@ def interceptors(settings: Settings, telemetry: Telemetry) -> list[grpc.ServerIn
 
 
 def start(
-    settings: Settings, *, host: str = "[::]", telemetry: Telemetry | None = None
+    settings: Settings, *, host: str | None = None, telemetry: Telemetry | None = None
 ) -> RunningServer:
     """Load the pipeline (failing loudly), then bind and start serving.
 
@@ -112,6 +165,7 @@ def start(
     not, and back when it returns.
     """
     telemetry = telemetry or Telemetry.noop()
+    host = host or settings.listen_host
     pipeline = load_pipeline(settings.pipelines_dir, settings.pipeline_name)
     log.info(
         "loaded pipeline %s: %d steps, order %s",
@@ -122,9 +176,10 @@ def start(
     owner = instance_id()
     store = open_store(settings, owner)
     spool = Spool(settings.data_dir / "spool", owner)
+    bounds = call_bounds(settings)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="rpc"),
-        interceptors=interceptors(settings, telemetry),
+        interceptors=interceptors(settings, telemetry, bounds),
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -153,7 +208,13 @@ def start(
     monitor = StoreMonitor(store, min(settings.run_lease_seconds / 3, 5.0), serving)
     pb_grpc.add_PipelineServiceServicer_to_server(
         PipelineServicer(
-            pipeline, settings, store, monitor, spool, RunTelemetry(telemetry, pipeline.name)
+            pipeline,
+            settings,
+            store,
+            monitor,
+            spool,
+            RunTelemetry(telemetry, pipeline.name),
+            receive_pool=bounds.receive_pool,
         ),
         server,
     )
@@ -166,6 +227,7 @@ def start(
     except RuntimeError as exc:  # grpc reports a failed bind this way
         spool.close()
         store.engine.dispose()
+        bounds.shutdown()
         raise OSError(f"could not bind {host}:{settings.port} (PORT): address in use?") from exc
     # The store is opened (and migrated) before the first call is taken, so a healthy
     # store never shows callers a NOT_SERVING moment. One that cannot be reached now
@@ -175,11 +237,12 @@ def start(
     server.start()
     log.info("listening on %s:%d", host, port)
     monitor.start()
-    return RunningServer(server, health_servicer, port, pipeline, store, monitor, spool)
+    return RunningServer(server, health_servicer, port, pipeline, store, monitor, spool, bounds)
 
 
-def serve(settings: Settings, telemetry: Telemetry | None = None) -> None:
-    """Serve until SIGTERM/SIGINT, then shut down gracefully."""
+def serve(settings: Settings, telemetry: Telemetry | None = None) -> int:
+    """Serve until SIGTERM/SIGINT, then shut down gracefully; returns how many
+    runs were still computing when it gave up on them (see RunningServer.stop)."""
     running = start(settings, telemetry=telemetry)
     stopping = threading.Event()
 
@@ -189,8 +252,10 @@ def serve(settings: Settings, telemetry: Telemetry | None = None) -> None:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    abandoned = 0
     try:
         stopping.wait()
     finally:
-        running.stop(settings.shutdown_grace_seconds)
+        abandoned = running.stop(settings.shutdown_grace_seconds)
         log.info("stopped")
+    return abandoned

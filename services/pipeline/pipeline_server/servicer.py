@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
+import threading
 import time
 from collections.abc import Iterator
+from concurrent import futures
 from pathlib import Path
 from typing import NoReturn
 
@@ -21,6 +24,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from pipeline.v1 import pipeline_pb2 as pb
 from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
 
+from .bounds import Receiver, StreamTimeout, bounded
 from .feed import FeedError, FeedLimits, FeedSummary, FeedTooLarge, inspect_feed
 from .loader import LoadedPipeline
 from .memory import MemoryExhausted, budget
@@ -36,24 +40,37 @@ from .store import (
     StoreUnavailable,
     TooManyRuns,
 )
-from .store.records import timestamp
+from .store.records import MAX_LABEL_CHARS, timestamp
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+# MAX_LABEL_CHARS (256): a label is a file name or a short note, and 255 bytes is
+# the longest file name most file systems allow.
+# What one ListRuns page may weigh: the console's channel takes 4 MiB messages.
+# A page holds the runs that fit (at least one); the next page starts after them.
+MAX_PAGE_BYTES = 3 * 1024 * 1024
+# Run ids are uuid4().hex: 32 lowercase hex characters.
+RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
     """End the RPC with `code`. grpc raises inside `context.abort`; the raise
     below only tells the type checker that control never comes back."""
-    context.abort(code, message)
+    context.abort(code, bounded(message))
     raise AssertionError("context.abort returned")
 
 
 def shown(value: str, limit: int = 64) -> str:
     """A caller's value quoted in a message: never more than ``limit`` characters."""
     return repr(value if len(value) <= limit else value[:limit] + "…")
+
+
+CALLER_GONE = (
+    "the caller went away before the run finished (cancelled, disconnected or the"
+    " server shut down); the run was stopped and its output discarded"
+)
 
 
 def _now() -> Timestamp:
@@ -71,7 +88,10 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
         monitor: StoreMonitor,
         spool: Spool,
         observe: RunTelemetry | None = None,
+        *,
+        receive_pool: futures.Executor,
     ) -> None:
+        self._receive_pool = receive_pool
         self._pipeline = pipeline
         self._observe = observe
         self._settings = settings
@@ -147,7 +167,7 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
             abort(context, grpc.StatusCode.INVALID_ARGUMENT, "page_size must not be negative")
         size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         try:
-            runs, token = self._store.page(size, request.page_token)
+            runs, token = self._store.page(size, request.page_token, max_bytes=MAX_PAGE_BYTES)
         except BadPageToken as exc:
             abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except StoreUnavailable as exc:
@@ -185,6 +205,13 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
     def _get(self, run_id: str, context: grpc.ServicerContext) -> pb.Run:
         if not run_id:
             abort(context, grpc.StatusCode.INVALID_ARGUMENT, "run_id is required")
+        if not RUN_ID.fullmatch(run_id):
+            # Names no run: answered without asking the store.
+            abort(
+                context,
+                grpc.StatusCode.NOT_FOUND,
+                f"no run {shown(run_id)}: run ids are 32 lowercase hexadecimal characters",
+            )
         try:
             return self._store.get(run_id)
         except RunNotFound:
@@ -203,6 +230,23 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
                 grpc.StatusCode.UNAVAILABLE,
                 f"no run started: {self._monitor.reason}",
             )
+        messages = Receiver(
+            request_iterator,
+            self._receive_pool,
+            idle_s=self._settings.stream_idle_seconds,
+            total_s=self._settings.upload_seconds,
+        )
+        try:
+            return self._run_stream(messages, context)
+        except StreamTimeout as exc:
+            log.info("RunPipeline ended: %s", exc)
+            abort(context, grpc.StatusCode.DEADLINE_EXCEEDED, str(exc))
+        finally:
+            messages.close()
+
+    def _run_stream(
+        self, request_iterator: Iterator[pb.RunPipelineRequest], context: grpc.ServicerContext
+    ) -> pb.Run:
         first = next(request_iterator, None)
         if first is None or first.WhichOneof("payload") != "options":
             abort(
@@ -211,13 +255,27 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
                 "the first RunPipeline message must carry options, the rest the zip in chunks",
             )
         options = first.options
-        unknown = sorted(set(options.disabled_steps) - set(self._pipeline.step_names()))
-        if unknown:
+        if len(options.label) > MAX_LABEL_CHARS:
             abort(
                 context,
                 grpc.StatusCode.INVALID_ARGUMENT,
-                f"disabled_steps names unknown steps {unknown}; "
+                f"label is {len(options.label)} characters; the limit is {MAX_LABEL_CHARS}",
+            )
+        unknown = sorted(set(options.disabled_steps) - set(self._pipeline.step_names()))
+        if unknown:
+            named = ", ".join(shown(name) for name in unknown[:5])
+            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+            abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"disabled_steps names unknown steps [{named}]{more}; "
                 f"steps are {self._pipeline.step_names()}",
+            )
+        if options.declared_size < 0:
+            abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"declared_size is {options.declared_size}: a size, or 0 for unknown",
             )
         cap = self._settings.max_upload_bytes
         if options.declared_size > cap:
@@ -241,6 +299,11 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
         run_id = self._store.new_run_id()
         upload = self._spool.path(run_id)
         reserved = 0
+        # Set when the RPC ends before we answer: the caller went away (or the
+        # server's grace ran out and grpc cancelled it). The run stops at its next
+        # step boundary and is recorded failed, never completed.
+        gone = threading.Event()
+        context.add_callback(gone.set)
         try:
             size, digest = self._receive(chunks, upload, context)
             reserved = self._admit(run_id, upload, size, context)
@@ -257,8 +320,8 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
                 self._store.start(run, upload)
             except StoreUnavailable as exc:
                 abort(context, grpc.StatusCode.UNAVAILABLE, f"no run started: {exc}")
-            log.info("run %s started (%d bytes, label %r)", run_id, size, options.label)
-            return self._execute(run, upload, list(options.disabled_steps), context)
+            log.info("run %s started (%d bytes, label %s)", run_id, size, shown(options.label))
+            return self._execute(run, upload, list(options.disabled_steps), context, gone)
         finally:
             self._memory.release(reserved)
             upload.unlink(missing_ok=True)
@@ -311,11 +374,20 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
         return size, digest.hexdigest()
 
     def _execute(
-        self, run: pb.Run, upload: Path, disabled: list[str], context: grpc.ServicerContext
+        self,
+        run: pb.Run,
+        upload: Path,
+        disabled: list[str],
+        context: grpc.ServicerContext,
+        gone: threading.Event,
     ) -> pb.Run:
         start = time.perf_counter()
+
+        def stop_reason() -> str | None:
+            return CALLER_GONE if gone.is_set() else None
+
         try:
-            outcome = execute(self._pipeline, upload, disabled, self._observe)
+            outcome = execute(self._pipeline, upload, disabled, self._observe, stop_reason)
         except Exception as exc:  # a broken step module must not take the server down
             log.exception("run %s crashed", run.run_id)
             run.status = pb.RUN_STATUS_FAILED
@@ -326,6 +398,9 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
             run.error = outcome.error
             run.step_results.extend(outcome.step_results)
             output = outcome.output
+            if gone.is_set() and run.status == pb.RUN_STATUS_COMPLETED:
+                # Finished just as the caller left: nobody received it.
+                run.status, run.error, output = pb.RUN_STATUS_FAILED, CALLER_GONE, None
             if output is not None:
                 run.output_size = len(output)
                 run.output_sha256 = hashlib.sha256(output).hexdigest()

@@ -121,6 +121,13 @@ def _folder_name(value: str) -> str:
     return value
 
 
+def _listen_host(value: str) -> str:
+    value = value.strip()
+    if not value or any(c.isspace() or c in "/," for c in value):
+        raise ValueError("must be one host or address to bind: [::], 0.0.0.0 or 127.0.0.1")
+    return value
+
+
 def _not_negative(value: int) -> int:
     if value < 0:
         raise ValueError("must not be negative (0 means no limit)")
@@ -294,7 +301,45 @@ class Settings(BaseSettings):
         description="Seconds in-flight RPCs get to finish on SIGTERM (Cloud Run gives 10).",
     )
     max_workers: PositiveInt = Field(
-        default=16, alias="PIPELINE_MAX_WORKERS", description="Worker threads of the gRPC server."
+        default=16,
+        alias="PIPELINE_MAX_WORKERS",
+        description=(
+            "Worker threads for health, status, reads and refusals; uploads and"
+            " downloads have their own (below), so slow callers never take these."
+        ),
+    )
+    listen_host: Annotated[str, AfterValidator(_listen_host)] = Field(
+        default="[::]",
+        alias="PIPELINE_LISTEN_HOST",
+        description=(
+            "Interface to listen on: [::] (every interface, what Cloud Run needs) or"
+            " 127.0.0.1 (the local environment, which runs with host networking)."
+        ),
+    )
+    max_downloads: PositiveInt = Field(
+        default=4,
+        alias="PIPELINE_MAX_DOWNLOADS",
+        description=(
+            "DownloadOutput streams at once, on threads of their own; more get RESOURCE_EXHAUSTED."
+        ),
+    )
+    stream_idle_seconds: Annotated[float, BeforeValidator(_number), AfterValidator(_positive)] = (
+        Field(
+            default=30.0,
+            alias="PIPELINE_STREAM_IDLE_SECONDS",
+            description=(
+                "A RunPipeline stream that sends no message for this long is ended"
+                " (DEADLINE_EXCEEDED) and its run slot freed."
+            ),
+        )
+    )
+    upload_seconds: Annotated[float, BeforeValidator(_number), AfterValidator(_positive)] = Field(
+        default=300.0,
+        alias="PIPELINE_UPLOAD_SECONDS",
+        description=(
+            "A whole upload (options to last chunk) takes at most this long:"
+            " 512 MiB at 2 MB/s; more is DEADLINE_EXCEEDED."
+        ),
     )
     # Defence in depth behind Cloud Run IAM (ADR 0018).
     require_id_token: Annotated[bool, BeforeValidator(_boolean)] = Field(

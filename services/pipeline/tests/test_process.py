@@ -8,12 +8,15 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from pipeline.v1 import pipeline_pb2 as pb
+from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
 from pipeline_server.server import start
 from pipeline_server.settings import Settings, SettingsError, load_settings
 
@@ -126,3 +129,77 @@ def test_second_server_on_same_port_fails(settings: Settings) -> None:
             start(settings, host="127.0.0.1")
     finally:
         first.stop(None)
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "env"),
+    [("long", {"LONG_STEP_SECONDS": "2"}), ("slow", {"SLOW_STEP_SECONDS": "17"})],
+    ids=["ten-2s-steps", "one-17s-step"],
+)
+def test_sigterm_mid_run_exits_within_the_grace_and_fails_the_run(
+    settings: Settings, tmp_path: Path, tiny_feed: bytes, pipeline: str, env: dict[str, str]
+) -> None:
+    """Issue 17 row 9: a 17 s run in flight kept the process alive for 15 s with
+    an 8 s grace. Now: out within grace + 2 s, the run recorded failed."""
+    grace = 3.0
+    port = settings.port
+    server_env = {
+        **os.environ,
+        **env,
+        "PORT": str(port),
+        "PIPELINES_DIR": str(FIXTURES),
+        "PIPELINE_NAME": pipeline,
+        "PIPELINE_DATA_DIR": str(tmp_path / "data"),
+        "PIPELINE_SHUTDOWN_GRACE_SECONDS": str(grace),
+        "PIPELINE_LISTEN_HOST": "127.0.0.1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline_server"], env=server_env, stdout=subprocess.PIPE, text=True
+    )
+    feed = tiny_feed
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=30)
+            stub = pb_grpc.PipelineServiceStub(channel)
+            call = stub.RunPipeline.future(
+                iter(
+                    [
+                        pb.RunPipelineRequest(options=pb.RunOptions()),
+                        pb.RunPipelineRequest(chunk=feed),
+                    ]
+                ),
+                timeout=60,
+            )
+            deadline = time.monotonic() + 20
+            while not stub.ListRuns(pb.ListRunsRequest()).runs:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            time.sleep(0.5)
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=30)
+            took = time.monotonic() - sent
+            assert call.exception(timeout=5) is not None, "the caller is told, not left hanging"
+    finally:
+        proc.kill()
+    print(f"{pipeline}: exited {took:.2f} s after SIGTERM (grace {grace:g} s)")
+    assert took < grace + 2, out[-3000:]
+    assert proc.returncode == 0
+    # The run store says what happened.
+    again = start(
+        settings.model_copy(
+            update={
+                "pipelines_dir": FIXTURES,
+                "pipeline_name": pipeline,
+                "data_dir": tmp_path / "data",
+            }
+        ),
+        host="127.0.0.1",
+    )
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{again.port}") as channel:
+            runs = pb_grpc.PipelineServiceStub(channel).ListRuns(pb.ListRunsRequest()).runs
+    finally:
+        again.stop(None)
+    assert [r.status for r in runs] == [pb.RUN_STATUS_FAILED]
+    assert "shut down mid-run" in runs[0].error

@@ -75,11 +75,20 @@ def step_rows(run: pb.Run) -> list[dict[str, Any]]:
     ]
 
 
+MAX_LABEL_CHARS = 256
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def run_message(row: RowMapping, steps: Sequence[RowMapping]) -> pb.Run:
     run = pb.Run(
         run_id=row["run_id"],
         status=status_value(row["status"]),
-        label=row["label"],
+        # Labels are bounded on the way in (RunPipeline); one stored before that
+        # bound is cut here, so no run read back can fill a message.
+        label=_cut(row["label"], MAX_LABEL_CHARS),
         version=row["version"],
         error=row["error"],
         started_at=timestamp(row["started_us"]),

@@ -306,9 +306,14 @@ class RunStore:
             )
         return records.run_message(row, steps)
 
-    def page(self, page_size: int, token: str) -> tuple[list[pb.Run], str]:
+    def page(
+        self, page_size: int, token: str, *, max_bytes: int | None = None
+    ) -> tuple[list[pb.Run], str]:
         """Newest first. The token carries the sequence number to continue below,
-        so runs added or deleted between pages never shift or repeat a page."""
+        so runs added or deleted between pages never shift or repeat a page.
+
+        ``max_bytes``: the page ends before the run that would take it over this
+        many serialized bytes (it always holds at least one run)."""
         before = _decode_token(token) if token else None
         query = sa.select(runs).order_by(runs.c.seq.desc()).limit(page_size + 1)
         if before is not None:
@@ -324,6 +329,13 @@ class RunStore:
                     steps[step["run_id"]].append(step)
         page = [records.run_message(row, steps[row["run_id"]]) for row in chosen]
         more = len(rows) > page_size
+        if max_bytes is not None:
+            total = 0
+            for kept, run in enumerate(page):
+                total += run.ByteSize() + 8  # the field's tag and length
+                if total > max_bytes and kept > 0:
+                    page, chosen, more = page[:kept], chosen[:kept], True
+                    break
         return page, (_encode_token(chosen[-1]["seq"]) if more and chosen else "")
 
     def last_finished_us(self) -> int | None:
