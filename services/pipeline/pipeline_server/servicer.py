@@ -8,6 +8,7 @@ an RPC error.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import re
@@ -364,7 +365,10 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
                         f"upload too large: more than {cap} bytes received, limit {cap} bytes",
                     )
                 digest.update(message.chunk)
-                fh.write(message.chunk)
+                try:
+                    fh.write(message.chunk)
+                except OSError as exc:
+                    self._spool_failed(exc, size, context)
         if size == 0:
             abort(
                 context,
@@ -372,6 +376,22 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
                 "no feed received: send the zip in chunks",
             )
         return size, digest.hexdigest()
+
+    def _spool_failed(self, exc: OSError, size: int, context: grpc.ServicerContext) -> NoReturn:
+        """The data disk refused the upload: the caller hears why, in our words."""
+        log.warning("spooling an upload failed after %d bytes: %s", size, exc)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            abort(
+                context,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"no space left on this instance's data disk for the upload "
+                f"({size} bytes received); retry later or send a smaller feed",
+            )
+        abort(
+            context,
+            grpc.StatusCode.UNAVAILABLE,
+            "this instance cannot write the upload to its data disk; retry later",
+        )
 
     def _execute(
         self,

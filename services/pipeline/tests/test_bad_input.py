@@ -4,10 +4,13 @@ message saying what is wrong, health stays SERVING, and the next good run works.
 from __future__ import annotations
 
 import io
+import os
+import subprocess
 import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -205,3 +208,33 @@ def test_history_is_bounded_by_retention_with_its_zips(serve, settings, tiny_fee
     kept = stub.GetRun(pb.GetRunRequest(run_id=ids[2]))
     assert kept.output_available
     assert list(stub.DownloadOutput(pb.DownloadOutputRequest(run_id=ids[2])))
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs: a data disk that fills up (mounting needs root)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], check=True)
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_full_data_disk_is_resource_exhausted_and_the_space_comes_back(  # type: ignore[no-untyped-def]
+    serve, small_disk: Path, tiny_feed: bytes
+) -> None:
+    _, channel = serve(data_dir=small_disk)
+    stub = pb_grpc.PipelineServiceStub(channel)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("stops.txt", os.urandom(6 * 1024 * 1024))  # more than the disk
+    incompressible = buffer.getvalue()
+    err = rejected(lambda: stub.RunPipeline(requests(incompressible)))
+    assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "no space left on this instance's data disk" in (err.details() or "")
+    assert not list((small_disk / "spool").rglob("*.upload")), "the partial upload is gone"
+    assert_still_healthy(channel, tiny_feed)
