@@ -119,7 +119,7 @@ def _validate(root: Path, args: argparse.Namespace) -> Result:
             report[name] = {"ok": True, "problems": []}
         except EnvctlError as exc:
             failures.append(exc)
-            problems = [p.as_dict() for p in exc.problems] or [{"message": str(exc)}]
+            problems = [p.as_dict() for p in exc.problems] or [{"message": exc.lines()[0]}]
             report[name] = {"ok": False, "problems": problems}
     for failure in failures:
         _stderr(failure.lines())
@@ -205,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EnvctlError as exc:
         _stderr(exc.lines())
         if as_json:
-            errors = [p.as_dict() for p in exc.problems] or [{"message": str(exc)}]
+            errors = [p.as_dict() for p in exc.problems] or [{"message": exc.lines()[0]}]
             sys.stdout.write(json.dumps({"ok": False, "errors": errors}, indent=2) + "\n")
         return EXIT_FAIL
     except KeyboardInterrupt:

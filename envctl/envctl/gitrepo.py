@@ -7,19 +7,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from envctl.errors import EnvctlError
+from envctl.yamlio import decode
 
 
 def git(repo_root: Path, *args: str) -> str:
+    """git's stdout; a failure is an EnvctlError with git's message on one line."""
+    return git_bytes(repo_root, *args).decode("utf-8", "replace")
+
+
+def git_bytes(repo_root: Path, *args: str) -> bytes:
     try:
-        result = subprocess.run(
-            ["git", *args], cwd=repo_root, capture_output=True, text=True, check=False
-        )
+        result = subprocess.run(["git", *args], cwd=repo_root, capture_output=True, check=False)
     except FileNotFoundError:
         raise EnvctlError(
             "git is not installed (envctl reads and writes history with it)"
         ) from None
     if result.returncode != 0:
-        detail = " ".join(result.stderr.split()) or f"exit status {result.returncode}"
+        stderr = result.stderr.decode("utf-8", "replace")
+        if result.returncode < 0:
+            detail = f"killed by signal {-result.returncode}"
+        else:
+            detail = " ".join(stderr.split()) or f"exit status {result.returncode}"
         raise EnvctlError(f"git {args[0]} failed: {detail}")
     return result.stdout
 
@@ -58,11 +66,16 @@ def require_clean(repo_root: Path) -> None:
 
 
 def show(repo_root: Path, commit: str, path: str) -> str | None:
-    """``path`` as it was at ``commit``, or None where it did not exist."""
+    """``path`` as it was at ``commit``, or None where it did not exist.
+
+    Raises EnvctlError (file ``COMMIT:PATH``, with a line) for a version over the size
+    cap or not UTF-8.
+    """
     try:
-        return git(repo_root, "show", f"{commit}:{path}")
+        data = git_bytes(repo_root, "show", f"{commit}:{path}")
     except EnvctlError:
         return None
+    return decode(data, f"{commit}:{path}")
 
 
 @dataclass(frozen=True)
