@@ -10,7 +10,8 @@
 
 ``--json`` (before or after the command) prints machine-readable output on stdout.
 Exit status: 0 success, 1 failure (one line per problem on stderr: file, field,
-message), 2 bad usage. ``$ENVCTL_NOW`` (RFC 3339) replaces the clock for freeze checks.
+message; also a write the machine refused), 2 bad usage, 70 a bug in envctl.
+``$ENVCTL_NOW`` (RFC 3339) replaces the clock for freeze checks.
 """
 
 from __future__ import annotations
@@ -210,6 +211,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAIL
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:  # the machine, not envctl: a disk, a permission, a device
+        where = f"{exc.filename}: " if exc.filename else ""
+        _stderr([f"envctl: {where}{exc.strerror or type(exc).__name__}"])
+        return EXIT_FAIL
     except Exception as exc:  # a bug in envctl: still one line, traceback on request
         if os.environ.get("ENVCTL_DEBUG"):
             raise

@@ -225,17 +225,70 @@ def dump(doc: CommentedMap) -> str:
     return buf.getvalue()
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Replace ``path`` in one step: readers see the old file or the new one, never half."""
+def atomic_write(path: Path, text: str, file: str | None = None) -> None:
+    """Replace ``path`` in one step: readers see the old file or the new one, never half.
+
+    Any failure (a read-only, immutable or full file system) leaves ``path`` as it was
+    and is an EnvctlError naming ``file``.
+    """
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp: str | None = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _cannot_write(file or str(path), exc) from None
         raise
+
+
+def _cannot_write(file: str, exc: OSError) -> EnvctlError:
+    reason = exc.strerror or type(exc).__name__
+    return EnvctlError(f"{file}: cannot write ({reason}); nothing was changed")
+
+
+class Replacement:
+    """``path`` replaced by new text, with the old file kept (as a hard link) until
+    :meth:`keep` or :meth:`undo`.
+
+    Undoing is a rename, so it needs no free space: a full disk that stops the commit
+    after the file was written cannot also stop the old file coming back.
+    """
+
+    def __init__(self, path: Path, text: str, old_text: str, file: str) -> None:
+        self.path, self._old_text, self._file = path, old_text, file
+        self._backup: Path | None = path.with_name(f".{path.name}.{os.getpid()}.old")
+        try:
+            self._backup.unlink(missing_ok=True)
+            os.link(path, self._backup)
+        except OSError:  # no hard links here (or an immutable file): undo rewrites instead
+            self._backup = None
+        try:
+            atomic_write(path, text, file)
+        except BaseException:
+            self._discard()
+            raise
+
+    def keep(self) -> None:
+        self._discard()
+
+    def undo(self) -> None:
+        if self._backup is not None:
+            try:
+                os.replace(self._backup, self.path)
+                return
+            except OSError:
+                self._discard()
+        atomic_write(self.path, self._old_text, self._file)
+
+    def _discard(self) -> None:
+        if self._backup is not None:
+            self._backup.unlink(missing_ok=True)
+            self._backup = None
