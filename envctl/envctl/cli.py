@@ -10,7 +10,8 @@
 
 ``--json`` (before or after the command) prints machine-readable output on stdout.
 Exit status: 0 success, 1 failure (one line per problem on stderr: file, field,
-message), 2 bad usage. ``$ENVCTL_NOW`` (RFC 3339) replaces the clock for freeze checks.
+message; also a write the machine refused), 2 bad usage, 70 a bug in envctl.
+``$ENVCTL_NOW`` (RFC 3339) replaces the clock for freeze checks.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def _validate(root: Path, args: argparse.Namespace) -> Result:
             report[name] = {"ok": True, "problems": []}
         except EnvctlError as exc:
             failures.append(exc)
-            problems = [p.as_dict() for p in exc.problems] or [{"message": str(exc)}]
+            problems = [p.as_dict() for p in exc.problems] or [{"message": exc.lines()[0]}]
             report[name] = {"ok": False, "problems": problems}
     for failure in failures:
         _stderr(failure.lines())
@@ -205,11 +206,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EnvctlError as exc:
         _stderr(exc.lines())
         if as_json:
-            errors = [p.as_dict() for p in exc.problems] or [{"message": str(exc)}]
+            errors = [p.as_dict() for p in exc.problems] or [{"message": exc.lines()[0]}]
             sys.stdout.write(json.dumps({"ok": False, "errors": errors}, indent=2) + "\n")
         return EXIT_FAIL
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:  # the machine, not envctl: a disk, a permission, a device
+        where = f"{exc.filename}: " if exc.filename else ""
+        _stderr([f"envctl: {where}{exc.strerror or type(exc).__name__}"])
+        return EXIT_FAIL
     except Exception as exc:  # a bug in envctl: still one line, traceback on request
         if os.environ.get("ENVCTL_DEBUG"):
             raise

@@ -1,7 +1,9 @@
 """Errors envctl reports: each names a file, a field (a JSON path) and, where known, a line.
 
 Every failure a user can cause ends as an ``EnvctlError``; the CLI prints one line per
-problem on stderr and exits non-zero, never a traceback.
+problem on stderr and exits non-zero, never a traceback. A value a message quotes is cut
+to :data:`QUOTE_LIMIT` characters (:func:`quote`), and no line is longer than
+:data:`LINE_LIMIT`, whatever the file holds.
 """
 
 from __future__ import annotations
@@ -17,6 +19,30 @@ PathPart = str | int
 FieldPath = tuple[PathPart, ...]
 
 
+QUOTE_LIMIT = 60  # characters of a quoted value
+LINE_LIMIT = 400  # characters of one message line
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)``, cut to ``limit`` characters with the full length said: a message
+    quotes what the author wrote, never a whole megabyte of it."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}… ({len(value):,} characters)"
+    text = repr(value)
+    if len(text) > limit:
+        what = "digits" if isinstance(value, int) else "characters"
+        return f"{text[:limit]}… ({len(text):,} {what})"
+    return text
+
+
+def one_line(text: str, limit: int = LINE_LIMIT) -> str:
+    """``text`` on one line, cut to ``limit`` characters."""
+    line = " ".join(text.splitlines())
+    if len(line) > limit:  # the cut line, with its note, still fits in ``limit``
+        line = f"{line[: limit - 40]}… ({len(line):,} characters in all)"
+    return line
+
+
 def format_path(path: Sequence[PathPart]) -> str:
     """Dotted JSON path: services.pipeline.image.commit, freeze[0].end; '(document)' if empty."""
     text = ""
@@ -24,13 +50,14 @@ def format_path(path: Sequence[PathPart]) -> str:
         if isinstance(part, int):
             text += f"[{part}]"
         elif not _PLAIN_KEY.match(part):
-            text += f"[{json.dumps(part)}]"  # a key with dots, spaces or newlines, quoted
+            key = json.dumps(part[:QUOTE_LIMIT]) + ("…" if len(part) > QUOTE_LIMIT else "")
+            text += f"[{key}]"  # a key with dots, spaces or newlines, quoted
         else:
             text += f".{part}" if text else part
     return text or "(document)"
 
 
-_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]{1,60}$")
 
 
 @dataclass(frozen=True)
@@ -49,8 +76,7 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        message = " ".join(self.message.splitlines())  # always one line on stderr
-        return f"{where}: {self.field}: {message}"
+        return one_line(f"{where}: {self.field}: {self.message}")  # one line on stderr
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -58,7 +84,7 @@ class Problem:
             "field": self.field,
             "line": self.line,
             "rule": self.rule,
-            "message": self.message,
+            "message": one_line(self.message),
         }
 
 
@@ -77,4 +103,4 @@ class EnvctlError(Exception):
         """What the CLI prints on stderr: one line per problem."""
         if self.problems:
             return [str(p) for p in self.problems]
-        return [" ".join(str(self).splitlines())]
+        return [one_line(str(self))]

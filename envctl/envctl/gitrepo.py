@@ -2,26 +2,66 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from envctl.errors import EnvctlError
+from envctl.yamlio import decode
 
 
 def git(repo_root: Path, *args: str) -> str:
+    """git's stdout; a failure is an EnvctlError with git's message on one line."""
+    return git_bytes(repo_root, *args).decode("utf-8", "replace")
+
+
+def git_bytes(repo_root: Path, *args: str) -> bytes:
     try:
-        result = subprocess.run(
-            ["git", *args], cwd=repo_root, capture_output=True, text=True, check=False
-        )
+        result = subprocess.run(["git", *args], cwd=repo_root, capture_output=True, check=False)
     except FileNotFoundError:
         raise EnvctlError(
             "git is not installed (envctl reads and writes history with it)"
         ) from None
     if result.returncode != 0:
-        detail = " ".join(result.stderr.split()) or f"exit status {result.returncode}"
+        stderr = result.stderr.decode("utf-8", "replace")
+        locked = _LOCKED.search(stderr)
+        if locked:
+            raise _lock_error(repo_root, Path(locked[1]))
+        if result.returncode < 0:
+            detail = f"killed by signal {-result.returncode}"
+        else:
+            detail = " ".join(stderr.split()) or f"exit status {result.returncode}"
         raise EnvctlError(f"git {args[0]} failed: {detail}")
     return result.stdout
+
+
+# git's words for a lock it cannot take: "Unable to create '/r/.git/index.lock': File exists."
+_LOCKED = re.compile(r"Unable to create '([^']+\.lock)': File exists")
+
+
+def _lock_error(repo_root: Path, lock: Path) -> EnvctlError:
+    try:
+        shown = str(lock.resolve().relative_to(repo_root.resolve()))
+    except ValueError:
+        shown = str(lock)
+    return EnvctlError(
+        f"{shown}: exists: another git command is running here, or one was killed and "
+        f"left it; if no git is running, delete {shown} and run envctl again "
+        "(nothing was changed)"
+    )
+
+
+def require_unlocked(repo_root: Path) -> None:
+    """Refuse to start a write while the index is locked.
+
+    The lock is never removed here: a live git may hold it, and only a person can tell
+    a killed one's leftover from that.
+    """
+    lock = Path(git(repo_root, "rev-parse", "--git-path", "index.lock").strip())
+    lock = lock if lock.is_absolute() else repo_root / lock
+    if lock.exists():
+        raise _lock_error(repo_root, lock)
 
 
 def head(repo_root: Path) -> str:
@@ -48,6 +88,7 @@ def require_clean(repo_root: Path) -> None:
     Untracked files do not count (as for ``git describe --dirty``): the commit envctl
     makes contains exactly the file it changed, and nothing else can slip in.
     """
+    require_unlocked(repo_root)
     dirty = changed(repo_root, untracked=False)
     if dirty:
         more = f" and {len(dirty) - 1} more" if len(dirty) > 1 else ""
@@ -58,11 +99,16 @@ def require_clean(repo_root: Path) -> None:
 
 
 def show(repo_root: Path, commit: str, path: str) -> str | None:
-    """``path`` as it was at ``commit``, or None where it did not exist."""
+    """``path`` as it was at ``commit``, or None where it did not exist.
+
+    Raises EnvctlError (file ``COMMIT:PATH``, with a line) for a version over the size
+    cap or not UTF-8.
+    """
     try:
-        return git(repo_root, "show", f"{commit}:{path}")
+        data = git_bytes(repo_root, "show", f"{commit}:{path}")
     except EnvctlError:
         return None
+    return decode(data, f"{commit}:{path}")
 
 
 @dataclass(frozen=True)
@@ -97,7 +143,20 @@ def log(repo_root: Path, path: str) -> list[LogEntry]:
 
 
 def commit_file(repo_root: Path, path: str, message: str) -> str:
-    """Commit exactly ``path`` with ``message``; returns the new commit's SHA."""
-    git(repo_root, "add", "--", path)
+    """Commit exactly ``path`` with ``message``; returns the new commit's SHA.
+
+    ``git commit -- PATH`` stages the path in a temporary index and writes the real one
+    only once the commit exists, so a commit that fails (a hook, a full disk, a kill)
+    leaves the index as it was: nothing is ever left staged.
+    """
     git(repo_root, "commit", "--quiet", "-m", message, "--", path)
     return git(repo_root, "rev-parse", "HEAD").strip()
+
+
+def staged(repo_root: Path, path: str) -> bool:
+    """Whether the index holds a change to ``path`` that HEAD does not."""
+    try:
+        git(repo_root, "diff", "--cached", "--quiet", "--", path)
+    except EnvctlError:
+        return True
+    return False

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from envctl import gitrepo
+from envctl.errors import EnvctlError
 from envctl.load import env_file
 from envctl.model import Image
 from envctl.yamlio import parse, to_plain
@@ -69,7 +70,10 @@ def releases(repo_root: Path, name: str) -> list[Release]:
     found: list[Release] = []
     previous: ImageSet | None = None
     for entry in entries:
-        text = gitrepo.show(repo_root, entry.commit, path)
+        try:
+            text = gitrepo.show(repo_root, entry.commit, path)
+        except EnvctlError:
+            continue  # too big or not UTF-8 at that commit: it ran nothing we can name
         images = _images(text, path) if text is not None else None
         if images is None:
             continue  # deleted or unreadable at that commit: it ran nothing we can name

@@ -13,7 +13,7 @@ from envctl import policy
 from envctl.errors import EnvctlError, Problem
 from envctl.model import Environment
 from envctl.schema import SCHEMA_PATH, schema_problems
-from envctl.yamlio import parse, to_plain
+from envctl.yamlio import MAX_BYTES, decode, parse, to_plain
 
 ENV_DIR = Path("environments")
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
@@ -48,14 +48,14 @@ def list_environments(repo_root: Path) -> list[str]:
 def read_text(repo_root: Path, name: str) -> str:
     path = repo_root / env_file(check_name(name))
     try:
-        return path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_BYTES + 1)  # never more than the cap, whatever the size
     except FileNotFoundError:
         known = ", ".join(list_environments(repo_root)) or "none"
         raise EnvctlError(f"{env_file(name)}: no such environment (known: {known})") from None
-    except UnicodeDecodeError as exc:
-        raise EnvctlError(f"{env_file(name)}: not UTF-8 text ({exc.reason})") from None
     except OSError as exc:
         raise EnvctlError(f"{env_file(name)}: cannot read: {exc.strerror}") from None
+    return decode(data, env_file(name))
 
 
 def parse_environment(

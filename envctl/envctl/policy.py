@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from envctl.errors import FieldPath, Problem
+from envctl.errors import FieldPath, Problem, quote
 from envctl.model import CHECKOUT, Environment
 from envctl.platform_env import platform_env
 from envctl.yamlio import parse
@@ -64,7 +64,9 @@ def _commit_sha(env: Environment) -> Iterator[Problem]:
                 )
         elif not _SHA.match(commit):
             hint = " (use lower-case hex)" if _SHA.match(commit.lower()) else ""
-            yield env.problem(path, f"{name}: {commit!r} is not a full 40-hex commit SHA{hint}")
+            yield env.problem(
+                path, f"{name}: {quote(commit)} is not a full 40-hex commit SHA{hint}"
+            )
 
 
 @rule("digest-pinned")
@@ -90,7 +92,8 @@ def _no_latest(env: Environment) -> Iterator[Problem]:
     for path, value in _strings(env.data):
         if _LATEST.search(value):
             yield env.problem(
-                path, f"{_who(path)}says {value!r}; name an exact commit, digest or version instead"
+                path,
+                f"{_who(path)}says {quote(value)}; name an exact commit, digest or version instead",
             )
 
 
@@ -118,7 +121,7 @@ def _internal_not_public(env: Environment) -> Iterator[Problem]:
                 if member in _PUBLIC:
                     yield env.problem(
                         _svc(name, "invokers", i),
-                        f"{name}: {member!r} makes an internal service public; only the "
+                        f"{name}: {quote(member)} makes an internal service public; only the "
                         "services that call it (and named people) may invoke it",
                     )
 
@@ -200,7 +203,7 @@ def _calls_exist(env: Environment) -> Iterator[Problem]:
                 known = ", ".join(env.services)
                 yield env.problem(
                     _svc(name, "calls", i),
-                    f"{name}: calls {callee!r}, which is not a service of {env.name} "
+                    f"{name}: calls {quote(callee)}, which is not a service of {env.name} "
                     f"(it has: {known})",
                 )
 
@@ -220,7 +223,8 @@ def _internal_callee_needs_vpc(env: Environment) -> Iterator[Problem]:
                 path = _svc(name, "vpc", "egress") if vpc else _svc(name, "vpc")
                 yield env.problem(
                     path,
-                    f"{name}: calls {callee}, whose ingress is {target['ingress']!r}; Cloud Run "
+                    f"{name}: calls {callee}, whose ingress is {quote(target['ingress'])}; "
+                    "Cloud Run "
                     "lets the call in only when it leaves through the VPC "
                     "(vpc.egress: all-traffic)",
                 )
@@ -277,7 +281,7 @@ def _rollout_revision(env: Environment) -> Iterator[Problem]:
         if rollout and not rollout["stable_revision"].startswith(f"{name}-"):
             yield env.problem(
                 _svc(name, "rollout", "stable_revision"),
-                f"{name}: {rollout['stable_revision']!r} is not a revision of {name} "
+                f"{name}: {quote(rollout['stable_revision'])} is not a revision of {name} "
                 f"(Cloud Run names them {name}-NNNNN-xxx)",
             )
 
@@ -416,13 +420,15 @@ def _registry_in_project(env: Environment) -> Iterator[Problem]:
     if match["project"] != env.project:
         yield env.problem(
             ("registry",),
-            f"is in project {match['project']!r}, but {env.name} is {env.project!r}: each "
+            f"is in project {quote(match['project'])}, but {env.name} is {quote(env.project)}: "
+            "each "
             "environment pulls from the registry its stack creates in its own project",
         )
     if match["location"] != env.region:
         yield env.problem(
             ("registry",),
-            f"is in {match['location']!r}, but {env.name} runs in {env.region!r}: keep images "
+            f"is in {quote(match['location'])}, but {env.name} runs in {quote(env.region)}: "
+            "keep images "
             "beside the services that pull them",
         )
 
@@ -459,7 +465,9 @@ def _promotion_chain(env: Environment) -> Iterator[Problem]:
         yield env.problem(path, f"{env.name} cannot promote from itself")
         return
     if not _env_path(env.repo_root, source).is_file():
-        yield env.problem(path, f"{source!r} is not an environment (no environments/{source}.yaml)")
+        yield env.problem(
+            path, f"{quote(source)} is not an environment (no environments/{source}.yaml)"
+        )
         return
     chain = [env.name, source]
     current: str | None = source

@@ -21,7 +21,7 @@ from envctl.freeze import refuse_if_frozen
 from envctl.history import ACTION, ROLLED_BACK, SOURCE, Release, image_set, releases
 from envctl.load import load_environment, parse_environment
 from envctl.model import CHECKOUT, Environment, Image
-from envctl.yamlio import atomic_write, dump, parse
+from envctl.yamlio import Replacement, dump, parse
 
 _SHA_PREFIX = re.compile(r"^[0-9a-f]{7,40}$")
 
@@ -168,15 +168,33 @@ def _write(
         body.append(f"release: {release.change} ({release.date})")
     footer = [f"{ACTION}: {action}", *(f"{k}: {v}" for k, v in trailers.items())]
     message = "\n\n".join([subject, "\n".join(body), "\n".join(footer)]) + "\n"
-    path = env.repo_root / env.file
-    atomic_write(path, text)
+    root = env.repo_root
+    gitrepo.require_unlocked(root)  # a locked index would fail the commit after the write
+    before = gitrepo.head(root)
+    written = Replacement(root / env.file, text, env.text, env.file)
     try:
-        sha = gitrepo.commit_file(env.repo_root, env.file, message)
-    except BaseException:
-        atomic_write(path, env.text)  # leave the tree as we found it
-        gitrepo.git(env.repo_root, "reset", "--quiet", "--", env.file)
+        sha = gitrepo.commit_file(root, env.file, message)
+    except BaseException as exc:
+        if _head_or_none(root) != before:  # the commit exists; only git's last step failed
+            written.keep()
+            raise EnvctlError(
+                f"{env.file}: committed, but git then failed ({exc}); check git status"
+            ) from None
+        written.undo()  # leave the tree as we found it
+        if gitrepo.staged(root, env.file):  # git commit -- PATH stages nothing; be sure
+            gitrepo.git(root, "reset", "--quiet", "--", env.file)
+        if isinstance(exc, EnvctlError):
+            raise EnvctlError(f"{exc.lines()[0]} ({env.file} left as it was)") from None
         raise
+    written.keep()
     return Outcome(action, env.name, True, images, sha, subject)
+
+
+def _head_or_none(root: Path) -> str | None:
+    try:
+        return gitrepo.head(root)
+    except EnvctlError:
+        return None
 
 
 def _short(commit: str) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
-from envctl.errors import EnvctlError, FieldPath, Problem
+from envctl.errors import EnvctlError, FieldPath, Problem, quote
 from envctl.yamlio import line_of
 
 SCHEMA_PATH = Path("environments") / "schema.json"
@@ -140,7 +140,7 @@ def _show(value: Any) -> str:
     """A value as the author wrote it in YAML: true, null, 3, 'text'."""
     if isinstance(value, bool) or value is None:
         return json.dumps(value)
-    return repr(value)
+    return quote(value)
 
 
 def _expected_type(expected: Any) -> str:
