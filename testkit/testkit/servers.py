@@ -388,9 +388,15 @@ class StandIn:
         self.server.stop(None).wait()
 
 
-def start_stand_in(*, tls: tuple[bytes, bytes] | None = None, host: str = "127.0.0.1") -> StandIn:
-    """Serve the stand-in on a free port; ``tls`` = (key PEM, certificate PEM)."""
-    servicer = StandInPipeline()
+def start_stand_in(
+    *,
+    tls: tuple[bytes, bytes] | None = None,
+    host: str = "127.0.0.1",
+    servicer: StandInPipeline | None = None,
+) -> StandIn:
+    """Serve the stand-in on a free port; ``tls`` = (key PEM, certificate PEM);
+    ``servicer``: a StandInPipeline subclass that behaves as a test needs."""
+    servicer = servicer if servicer is not None else StandInPipeline()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     pb_grpc.add_PipelineServiceServicer_to_server(servicer, server)
     health_servicer = RecordingHealth(servicer)

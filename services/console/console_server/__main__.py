@@ -1,4 +1,4 @@
-"""``console-server``: serve the console on 0.0.0.0:$PORT until SIGTERM."""
+"""``console-server``: serve the console on $CONSOLE_LISTEN_HOST:$PORT until SIGTERM."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from telemetry import configure_logging, setup_telemetry
 
 from .app import create_app
 from .settings import load_settings
+from .shutdown import DrainingServer
 
 log = logging.getLogger("console_server")
 
@@ -19,6 +20,10 @@ log = logging.getLogger("console_server")
 # accepting, lets in-flight requests finish for up to this long, then runs
 # the lifespan shutdown (closing the channel).
 GRACEFUL_SHUTDOWN_SECONDS = 8
+# Requests still running this long after SIGTERM are cancelled and answered
+# 503 shutting_down (shutdown.py), before uvicorn's own cancel at the end of
+# the grace would answer them with a text/plain 500.
+DRAIN_AFTER_SECONDS = GRACEFUL_SHUTDOWN_SECONDS - 1
 
 
 def main() -> None:
@@ -36,7 +41,7 @@ def main() -> None:
     app = create_app(settings, telemetry)
     config = uvicorn.Config(
         app,
-        host="0.0.0.0",
+        host=settings.console_listen_host,
         port=settings.port,
         log_config=None,  # keep the JSON handler configured above
         # One line per request comes from our middleware, with httpRequest,
@@ -49,7 +54,7 @@ def main() -> None:
         server_header=False,
     )
     try:
-        uvicorn.Server(config).run()
+        DrainingServer(config, drain=app.state.drain, drain_after=DRAIN_AFTER_SECONDS).run()
     finally:
         telemetry.shutdown()
 

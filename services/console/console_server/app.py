@@ -16,10 +16,11 @@ from telemetry import Telemetry
 
 from .errors import install_error_handlers
 from .grpc_client import PipelineClient
-from .limits import UploadLimitMiddleware
+from .limits import BodyTimeoutMiddleware, UploadLimitMiddleware
 from .observability import instrument
 from .routes import api_router
 from .settings import Settings, load_settings
+from .shutdown import Drain, DrainMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +85,18 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         path="/api/runs",
         max_upload_bytes=settings.console_max_upload_bytes,
     )
+    app.add_middleware(
+        BodyTimeoutMiddleware,
+        idle_seconds=settings.console_body_idle_timeout_seconds,
+        total_seconds=settings.console_body_timeout_seconds,
+    )
+    # Started by the server shortly before its graceful shutdown ends
+    # (shutdown.DrainingServer): requests still running then get a JSON 503.
+    app.state.drain = Drain()
+    app.add_middleware(DrainMiddleware, drain=app.state.drain)
     # Added last, so it runs outermost of our middlewares: the 413 of the
-    # upload limit is logged and counted like any other answer.
+    # upload limit, a 408 and a 503 of the drain are logged and counted like
+    # any other answer.
     instrument(app, telemetry)
     app.include_router(api_router)
     app.mount(

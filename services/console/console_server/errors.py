@@ -8,6 +8,7 @@ handles one shape and never sees a traceback.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import grpc
@@ -16,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +45,16 @@ class ConsoleError(Exception):
 _DESCRIPTIONS: dict[int, str] = {
     400: "The request or the uploaded feed is invalid",
     404: "No such run (or its output is no longer kept)",
+    408: "The request body stopped arriving, or took too long; the connection is closed",
     409: "The run has no output (still running or failed)",
     413: "The upload is larger than the limit",
     429: "The pipeline is busy with other runs; retry later",
     500: "Unexpected console error (details are in the logs, never in the body)",
-    502: "The pipeline answered with an error the console cannot map",
-    503: "The pipeline is unreachable, timed out, or refused the console's credentials",
+    502: "The pipeline failed, or answered what the console cannot read (details in the logs)",
+    503: (
+        "The pipeline is unreachable, timed out, or refused the console's credentials; "
+        "or the console is shutting down"
+    ),
 }
 
 
@@ -59,6 +65,27 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 # Every route that calls the pipeline can fail these ways.
 PIPELINE_ERRORS = (500, 502, 503)
+
+
+# A reason the pipeline wrote for its callers (INVALID_ARGUMENT, NOT_FOUND,
+# FAILED_PRECONDITION, its own RESOURCE_EXHAUSTED) reaches them cut to this
+# many characters, on one line: it may quote their input, and the input may
+# be huge. Every other status gets a fixed message; its details (an
+# exception's text, gRPC core's words, addresses) go to the console's log only.
+MAX_REASON_CHARS = 300
+# The console's log keeps this much of any details.
+MAX_LOGGED_DETAILS_CHARS = 2000
+
+# RESOURCE_EXHAUSTED that gRPC core itself raises (a message or metadata over
+# a limit) rather than the pipeline: an answer the console could not read,
+# not a busy pipeline.
+_CORE_LIMITS = re.compile(r"larger than max|metadata size exceeds", re.IGNORECASE)
+
+
+def bounded(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    """``text`` on one line, cut to ``limit`` characters (ending in "…" if cut)."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _looks_like_size_cap(message: str) -> bool:
@@ -77,41 +104,49 @@ def from_rpc_error(err: grpc.aio.AioRpcError, *, connection_failing: bool = Fals
     connection is an unreachable pipeline, not a slow one.
     """
     status = err.code()
-    detail = err.details() or status.name
+    reason = bounded(err.details() or status.name)
     match status:
         case grpc.StatusCode.UNAVAILABLE:
-            return ConsoleError(503, "pipeline_unavailable", f"pipeline unreachable: {detail}")
+            return ConsoleError(503, "pipeline_unavailable", "pipeline unreachable; retry shortly")
         case grpc.StatusCode.DEADLINE_EXCEEDED if connection_failing:
             return ConsoleError(
                 503,
                 "pipeline_unavailable",
-                f"pipeline unreachable: no connection before the deadline ({detail})",
+                "pipeline unreachable: no connection before the deadline",
             )
         case grpc.StatusCode.DEADLINE_EXCEEDED:
-            return ConsoleError(
-                503, "pipeline_timeout", f"pipeline did not answer in time: {detail}"
-            )
+            return ConsoleError(503, "pipeline_timeout", "pipeline did not answer in time")
         case grpc.StatusCode.INVALID_ARGUMENT:
-            return ConsoleError(400, "invalid_argument", detail)
+            return ConsoleError(400, "invalid_argument", reason)
         case grpc.StatusCode.NOT_FOUND:
-            return ConsoleError(404, "not_found", detail)
+            return ConsoleError(404, "not_found", reason)
         case grpc.StatusCode.FAILED_PRECONDITION:
-            return ConsoleError(409, "failed_precondition", detail)
-        case grpc.StatusCode.RESOURCE_EXHAUSTED if _looks_like_size_cap(detail):
-            return ConsoleError(413, "upload_too_large", detail)
+            return ConsoleError(409, "failed_precondition", reason)
+        case grpc.StatusCode.RESOURCE_EXHAUSTED if _CORE_LIMITS.search(err.details() or ""):
+            return ConsoleError(
+                502,
+                "pipeline_bad_response",
+                "the pipeline's answer exceeded a gRPC size limit; see the console's logs",
+            )
+        case grpc.StatusCode.RESOURCE_EXHAUSTED if _looks_like_size_cap(reason):
+            return ConsoleError(413, "upload_too_large", reason)
         case grpc.StatusCode.RESOURCE_EXHAUSTED:
-            return ConsoleError(429, "pipeline_busy", detail)
+            return ConsoleError(429, "pipeline_busy", reason)
         case grpc.StatusCode.UNAUTHENTICATED | grpc.StatusCode.PERMISSION_DENIED:
             # A deploy problem (wrong audience, missing run.invoker), not the
             # user's: the console cannot serve until it is fixed, hence 503.
             return ConsoleError(
                 503,
                 "pipeline_auth_failed",
-                f"the pipeline refused the console's credentials ({status.name}): {detail}; "
+                f"the pipeline refused the console's credentials ({status.name}); "
                 "check PIPELINE_AUDIENCE and that the console's service account may invoke it",
             )
         case _:
-            return ConsoleError(502, "pipeline_error", f"pipeline error {status.name}: {detail}")
+            return ConsoleError(
+                502,
+                "pipeline_error",
+                f"the pipeline failed on this request ({status.name}); see its logs",
+            )
 
 
 def error_response(status_code: int, code: str, message: str) -> JSONResponse:
@@ -123,6 +158,7 @@ _HTTP_CODES = {
     400: "bad_request",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_body_timeout",
     413: "upload_too_large",
 }
 
@@ -144,17 +180,38 @@ async def _rpc_error(request: Request, exc: Exception) -> JSONResponse:
         request.method,
         request.url.path,
         exc.code().name,
-        exc.details(),
+        bounded(exc.details() or "", MAX_LOGGED_DETAILS_CHARS),
     )
     return error_response(mapped.status_code, mapped.code, mapped.message)
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+# The methods a 405's Allow header may name.
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at this request's path, for ``Allow``.
+
+    Starlette answers 405 from the first route whose path matched, so its own
+    ``Allow`` names that route's methods only (POST for ``/api/runs``, whose
+    GET is another route). Each method is tried against every route instead
+    (``matches`` is the routes' public API; FastAPI nests included routers)."""
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     response = error_response(exc.status_code, code, str(exc.detail))
     if exc.headers:
         response.headers.update(exc.headers)
+    if exc.status_code == 405 and (allowed := allowed_methods(request)):
+        response.headers["allow"] = allowed
     return response
 
 

@@ -222,10 +222,13 @@ class IdTokenSource:
                 # google.auth raises DefaultCredentialsError / RefreshError /
                 # TransportError; all mean "no token", which is our outage.
                 log.warning("could not fetch an ID token for %s: %s", self.audience, exc)
+                # The exception's text stays in the log (it can name hosts
+                # and files); the client gets what to check.
                 raise ConsoleError(
                     503,
                     "pipeline_credentials_unavailable",
-                    f"could not obtain a Google ID token for {self.audience}: {exc}",
+                    f"could not obtain a Google ID token for {self.audience}; "
+                    "see the console's logs",
                 ) from exc
             self.fetches += 1
             self._cached = _CachedToken(value, self._refresh_at(value))

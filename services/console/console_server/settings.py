@@ -43,6 +43,11 @@ class Settings(BaseSettings):
 
     # Cloud Run injects PORT; 8080 is its default too.
     port: int = Field(default=8080, ge=1, le=65535)
+    # The address to listen on: every IPv4 interface by default (Cloud Run's
+    # front end reaches the container on its own interface); the local
+    # environment sets 127.0.0.1, host networking or not, so the console is
+    # reachable from this machine only. "::" takes IPv6 and IPv4 both.
+    console_listen_host: str = "0.0.0.0"
     # TLS with the system roots; required for *.run.app, off for loopback.
     # (Declared before pipeline_addr, whose check depends on it.)
     pipeline_tls: bool = False
@@ -66,6 +71,13 @@ class Settings(BaseSettings):
     # cap (PIPELINE_MAX_UPLOAD_BYTES) so a too-large feed is refused before
     # it crosses the network twice.
     console_max_upload_bytes: int = Field(default=512 * MIB, gt=0)
+    # A request body must keep arriving: no byte for this long ends the
+    # request with 408 (a client that declared a body and sent nothing) ...
+    console_body_idle_timeout_seconds: Seconds = 30.0
+    # ... and all of it must be in within this, counted from the request's
+    # headers (a body trickled a byte at a time). 32 MiB, Cloud Run's HTTP/1
+    # cap, at 1 Mbit/s takes 270 s.
+    console_body_timeout_seconds: Seconds = 300.0
 
     @field_validator("pipeline_addr")
     @classmethod
@@ -95,6 +107,18 @@ class Settings(BaseSettings):
                 raise ValueError(f"{entry!r} is listed twice")
             seen.add(entry)
         return ADDR_SEPARATOR.join(entries)
+
+    @field_validator("console_listen_host")
+    @classmethod
+    def _ip_literal(cls, value: str) -> str:
+        host = value.strip().removeprefix("[").removesuffix("]")
+        try:
+            return str(ipaddress.ip_address(host))
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not an IP address: 0.0.0.0 (every IPv4 interface, Cloud Run), "
+                ":: (IPv6 and IPv4), 127.0.0.1 or ::1 (this machine only)"
+            ) from None
 
     @field_validator("pipeline_audience")
     @classmethod

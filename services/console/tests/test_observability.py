@@ -10,6 +10,7 @@ import asyncio
 import io
 import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -146,8 +147,8 @@ def test_console_metrics_per_route_and_rpc(pipeline: RunningServer, console_side
 
     async def scenario(client: httpx.AsyncClient, _app: FastAPI) -> None:
         assert (await client.get("/api/status")).status_code == 200
-        assert (await client.get("/api/runs/nope")).status_code == 404
-        assert (await client.get("/api/runs/other")).status_code == 404
+        assert (await client.get(f"/api/runs/{uuid.uuid4().hex}")).status_code == 404
+        assert (await client.get(f"/api/runs/{uuid.uuid4().hex}")).status_code == 404
         feed = {"feed": ("feed.zip", make_zip(TINY_FEED), "application/zip")}
         run = await client.post("/api/runs", files=feed)
         assert run.status_code == 201, run.text

@@ -60,7 +60,14 @@ def test_pipeline_hung_then_stopped_then_restarted(launch: Launcher) -> None:
         status = client.get("/api/status")
         assert error_code(status, 503) == "pipeline_unavailable"
         assert "unreachable" in status.json()["error"]["message"]
-        for path in ("/api/steps", "/api/dag", "/api/runs", "/api/runs/x", "/api/runs/x/output"):
+        run = "0" * 32  # well formed: a malformed id is 404 without asking the pipeline
+        for path in (
+            "/api/steps",
+            "/api/dag",
+            "/api/runs",
+            f"/api/runs/{run}",
+            f"/api/runs/{run}/output",
+        ):
             assert error_code(client.get(path), 503) == "pipeline_unavailable", path
         upload = client.post("/api/runs", files={"feed": ("f.zip", b"PK\x05\x06" + bytes(18))})
         assert error_code(upload, 503) == "pipeline_unavailable"

@@ -13,7 +13,7 @@ from testkit.servers import BIN, clean_env
 
 def settings(**env: str) -> Settings:
     with pytest.MonkeyPatch.context() as mp:
-        for name in ("PORT", "PIPELINE_ADDR", "PIPELINE_TLS", "PIPELINE_AUDIENCE"):
+        for name in ("PORT", "PIPELINE_ADDR", "PIPELINE_TLS", "PIPELINE_AUDIENCE", "CONSOLE_LISTEN_HOST"):
             mp.delenv(name, raising=False)
         for name, value in env.items():
             mp.setenv(name, value)
@@ -26,6 +26,17 @@ def test_defaults_for_a_local_pipeline() -> None:
     assert s.pipeline_tls is False
     assert s.pipeline_audience is None
     assert s.pipeline_host == "127.0.0.1"
+    assert s.console_listen_host == "0.0.0.0"
+    assert s.console_body_idle_timeout_seconds == 30
+    assert s.console_body_timeout_seconds == 300
+
+
+@pytest.mark.parametrize(
+    ("host", "normalised"),
+    [("127.0.0.1", "127.0.0.1"), ("::1", "::1"), ("[::]", "::"), (" 0.0.0.0 ", "0.0.0.0")],
+)
+def test_console_listen_host_is_an_ip_address(host: str, normalised: str) -> None:
+    assert settings(PIPELINE_ADDR="a:1", CONSOLE_LISTEN_HOST=host).console_listen_host == normalised
 
 
 def test_cloud_run_shape() -> None:
@@ -68,6 +79,10 @@ def test_blank_audience_is_unset() -> None:
         {"PIPELINE_ADDR": "a:1", "CONSOLE_CALL_TIMEOUT_SECONDS": "-1"},
         {"PIPELINE_ADDR": "a:1", "CONSOLE_READY_TIMEOUT_SECONDS": "0"},
         {"PIPELINE_ADDR": "a:1", "CONSOLE_MAX_UPLOAD_BYTES": "0"},
+        {"PIPELINE_ADDR": "a:1", "CONSOLE_LISTEN_HOST": "localhost"},
+        {"PIPELINE_ADDR": "a:1", "CONSOLE_LISTEN_HOST": "127.0.0.1:8080"},
+        {"PIPELINE_ADDR": "a:1", "CONSOLE_BODY_IDLE_TIMEOUT_SECONDS": "0"},
+        {"PIPELINE_ADDR": "a:1", "CONSOLE_BODY_TIMEOUT_SECONDS": "-5"},
     ],
 )
 def test_nonsense_is_refused(env: dict[str, str]) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Query, UploadFile
 from fastapi.responses import StreamingResponse
 
 from pipeline.v1 import pipeline_pb2 as pb
@@ -24,6 +25,21 @@ router = APIRouter(prefix="/api/runs", tags=["runs"])
 # Local file header, or the end-of-central-directory of an empty archive.
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _MAX_LABEL = 200
+# What the pipeline's run ids are (uuid4().hex, its run store). Anything else
+# is no run: 404 here, before a call whose error would echo it (a 16,000
+# character id overflowed gRPC's metadata limit and came back as "busy").
+RUN_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def valid_run_id(
+    run_id: Annotated[str, Path(description="A run id: 32 lowercase hexadecimal digits")],
+) -> str:
+    if RUN_ID.fullmatch(run_id) is None:
+        raise ConsoleError(404, "not_found", "no such run (a run id is 32 lowercase hex digits)")
+    return run_id
+
+
+RunId = Annotated[str, Depends(valid_run_id)]
 
 
 def _label(filename: str | None) -> str:
@@ -102,7 +118,7 @@ async def list_runs(
 
 
 @router.get("/{run_id}", summary="One run", responses=error_responses(404, *PIPELINE_ERRORS))
-async def get_run(pipeline: PipelineDep, run_id: str) -> Run:
+async def get_run(pipeline: PipelineDep, run_id: RunId) -> Run:
     return Run.from_pb(await pipeline.get_run(run_id))
 
 
@@ -118,7 +134,7 @@ async def get_run(pipeline: PipelineDep, run_id: str) -> Run:
         **error_responses(404, 409, *PIPELINE_ERRORS),
     },
 )
-async def download_output(pipeline: PipelineDep, run_id: str) -> StreamingResponse:
+async def download_output(pipeline: PipelineDep, run_id: RunId) -> StreamingResponse:
     chunks = pipeline.download_output(run_id)
     # Read the first chunk before answering: NOT_FOUND / FAILED_PRECONDITION
     # arrive as the stream's status, and once the 200 is sent it is too late
@@ -139,10 +155,6 @@ async def download_output(pipeline: PipelineDep, run_id: str) -> StreamingRespon
     return StreamingResponse(
         body(),
         media_type="application/zip",
-        headers={"Content-Disposition": f'attachment; filename="{_safe(run_id)}.zip"'},
+        # run_id is hex (valid_run_id): safe in a header as it is.
+        headers={"Content-Disposition": f'attachment; filename="{run_id}.zip"'},
     )
-
-
-def _safe(run_id: str) -> str:
-    # run_id came from the URL; keep the header well-formed whatever it is.
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id) or "output"
