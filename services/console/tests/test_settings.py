@@ -13,7 +13,13 @@ from testkit.servers import BIN, clean_env
 
 def settings(**env: str) -> Settings:
     with pytest.MonkeyPatch.context() as mp:
-        for name in ("PORT", "PIPELINE_ADDR", "PIPELINE_TLS", "PIPELINE_AUDIENCE", "CONSOLE_LISTEN_HOST"):
+        for name in (
+            "PORT",
+            "PIPELINE_ADDR",
+            "PIPELINE_TLS",
+            "PIPELINE_AUDIENCE",
+            "CONSOLE_LISTEN_HOST",
+        ):
             mp.delenv(name, raising=False)
         for name, value in env.items():
             mp.setenv(name, value)
