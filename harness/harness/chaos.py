@@ -50,9 +50,14 @@ from harness.tree import REPO_ROOT
 from pipeline.v1 import pipeline_pb2 as pb
 from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
 
-# A short lease: a dead instance's run is failed within seconds (the default is 30 s).
+# A short lease: a dead instance's run is failed within seconds (the default is 30 s);
+# a short idle limit: a silent upload stream is ended within seconds (default 30 s).
 LEASE_S = 3
-PIPELINE_ENV = {"PIPELINE_RUN_LEASE_SECONDS": str(LEASE_S)}
+IDLE_S = 5
+PIPELINE_ENV = {
+    "PIPELINE_RUN_LEASE_SECONDS": str(LEASE_S),
+    "PIPELINE_STREAM_IDLE_SECONDS": str(IDLE_S),
+}
 CALL_S = 15.0
 RECOVERY_S = 60.0
 # stop_times rows of a run that takes a few seconds here.
@@ -355,7 +360,12 @@ def _wait_no_live_run(scene: Scene, within: float = 60) -> None:
 
 
 def fault_idle_streams(scene: Scene) -> Outcome:
-    """16 RunPipeline streams that never send a message, while a person uses the console."""
+    """16 RunPipeline streams that never send a message, while a person uses the console.
+
+    Reads must keep answering at once. Runs may be refused (429) while the idle
+    streams hold the upload admissions, but only until the pipeline ends them
+    (PIPELINE_STREAM_IDLE_SECONDS): recovery is until a person's retried run completes.
+    """
     stop = threading.Event()
     channel = grpc.insecure_channel(scene.pipeline.addr)
     stub = pb_grpc.PipelineServiceStub(channel)
@@ -366,22 +376,28 @@ def fault_idle_streams(scene: Scene) -> Outcome:
         yield from ()
 
     calls = [stub.RunPipeline.future(nothing(), timeout=120) for _ in range(16)]
+    label = "beside-idle-streams.zip"
+    slowest_read, answers = 0.0, []
     try:
         time.sleep(1.0)
         fault_at = time.monotonic()
-        label = "beside-idle-streams.zip"
-        response = _result(_in_background(lambda: scene.run(label, feeds.feed())))
-        saw, client_ok = _answer(response)
-        ready = scene.ready()
-        outcome = Outcome(
-            "16 idle RunPipeline streams",
-            f"run: {saw}; /readyz {'200' if ready else 'not 200'}",
-            time.monotonic() - fault_at if ready and client_ok else None,
-        )
-        if not client_ok:
-            outcome.notes.append("a person's run did not complete beside idle streams")
-        elif outcome.recovery_s is not None and outcome.recovery_s > RECOVERY_S:
-            outcome.notes.append("stalled: the run waited for the idle streams to end")
+        client_ok = False
+        while not client_ok and time.monotonic() - fault_at < RECOVERY_S:
+            started = time.monotonic()
+            ready = scene.ready()
+            slowest_read = max(slowest_read, time.monotonic() - started)
+            saw, client_ok = _answer(
+                _result(_in_background(lambda: scene.run(label, feeds.feed())))
+            )
+            answers.append(saw)
+            if not client_ok:
+                time.sleep(1.0)  # a person retries
+        took = time.monotonic() - fault_at if client_ok else None
+        seen = sorted(set(answers), key=answers.index)
+        outcome = Outcome("16 idle RunPipeline streams", "runs: " + " then ".join(seen), took)
+        outcome.notes.append(f"slowest /readyz {slowest_read * 1000:.0f} ms")
+        if not ready:
+            outcome.notes.append("/readyz failed beside idle streams")
     finally:
         stop.set()
         for call in calls:
