@@ -48,6 +48,11 @@ SHOWN_CHARS = 64
 MAX_DETAILS_CHARS = 1000
 
 
+def shown(value: str, limit: int = SHOWN_CHARS) -> str:
+    """A caller's value quoted in a message: never more than ``limit`` characters of it."""
+    return repr(value if len(value) <= limit else value[:limit] + "…")
+
+
 def bounded(message: str, limit: int = MAX_DETAILS_CHARS) -> str:
     """A status message cut to ``limit`` characters."""
     return message if len(message) <= limit else message[: limit - 1] + "…"

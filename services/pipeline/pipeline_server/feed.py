@@ -23,12 +23,12 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from .bounds import shown
+
 # The files run_schedule_pipeline's validate_gtfs requires; checked up front so
 # a feed missing one is a clear INVALID_ARGUMENT, not a failed run.
 REQUIRED_FILES = ("agency.txt", "routes.txt", "trips.txt", "stops.txt", "stop_times.txt")
 _READ_BLOCK = 1024 * 1024
-# Longest entry name quoted in a reason; the rest is elided.
-_NAME_SHOWN = 64
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +56,6 @@ class FeedSummary:
     # Commas and newlines of the .txt entries: about the number of CSV fields,
     # which with the bytes is what a run's memory follows (memory.MODEL).
     fields: int = 0
-
-
-def _shown(name: str) -> str:
-    """An entry name as quoted in a reason: at most _NAME_SHOWN characters."""
-    return repr(name if len(name) <= _NAME_SHOWN else name[:_NAME_SHOWN] + "…")
 
 
 def _reason(exc: BaseException) -> str:
@@ -91,7 +86,7 @@ def _check_name(name: str) -> None:
         or ".." in posixpath.normpath(name).split("/")
     ):
         raise FeedError(
-            f"zip entry {_shown(name)} has a path outside the feed; GTFS files sit at the root"
+            f"zip entry {shown(name)} has a path outside the feed; GTFS files sit at the root"
         )
 
 
@@ -126,11 +121,11 @@ def _inspect(path: Path, limits: FeedLimits) -> FeedSummary:
                 continue
             if "/" in info.filename.rstrip("/"):
                 raise FeedError(
-                    f"zip entry {_shown(info.filename)} is inside a folder;"
+                    f"zip entry {shown(info.filename)} is inside a folder;"
                     " GTFS files sit at the root"
                 )
             if info.flag_bits & 0x1:
-                raise FeedError(f"zip entry {_shown(info.filename)} is encrypted")
+                raise FeedError(f"zip entry {shown(info.filename)} is encrypted")
             if not info.filename.endswith(".txt"):
                 continue  # ignored by the pipeline, like any GTFS consumer does
             size, separators = _bounded_size(archive, info, limits, already=total)
@@ -159,17 +154,17 @@ def _bounded_size(
                     raise FeedTooLarge(
                         f"feed too large: it uncompresses to more than"
                         f" {limits.max_uncompressed_bytes} bytes (stopped in"
-                        f" {_shown(info.filename)}), the most this instance takes"
+                        f" {shown(info.filename)}), the most this instance takes"
                     )
                 # Small entries compress badly; only judge the ratio past 1 MiB.
                 if size > _READ_BLOCK and size > ratio_cap:
                     raise FeedError(
-                        f"zip entry {_shown(info.filename)} expands more than "
+                        f"zip entry {shown(info.filename)} expands more than "
                         f"{limits.max_compression_ratio}x; refusing a possible zip bomb"
                     )
     except FeedError:
         raise
     except Exception as exc:
         log.info("zip entry %.80r unreadable: %s: %.200s", info.filename, type(exc).__name__, exc)
-        raise FeedError(f"zip entry {_shown(info.filename)} is corrupt: {_reason(exc)}") from None
+        raise FeedError(f"zip entry {shown(info.filename)} is corrupt: {_reason(exc)}") from None
     return size, separators

@@ -25,7 +25,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from pipeline.v1 import pipeline_pb2 as pb
 from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
 
-from .bounds import Receiver, StreamTimeout, bounded
+from .bounds import Receiver, StreamTimeout, bounded, shown
 from .feed import FeedError, FeedLimits, FeedSummary, FeedTooLarge, inspect_feed
 from .loader import LoadedPipeline
 from .memory import MemoryExhausted, budget
@@ -61,11 +61,6 @@ def abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) ->
     below only tells the type checker that control never comes back."""
     context.abort(code, bounded(message))
     raise AssertionError("context.abort returned")
-
-
-def shown(value: str, limit: int = 64) -> str:
-    """A caller's value quoted in a message: never more than ``limit`` characters."""
-    return repr(value if len(value) <= limit else value[:limit] + "…")
 
 
 CALLER_GONE = (
