@@ -293,10 +293,12 @@ class Seeded:
 
 def _tiny_zip(run_id: str) -> bytes:
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(
-            "feed_info.txt", f"feed_publisher_name,feed_version\nMetro Transit Data,{run_id}\n"
-        )
+    # A fixed entry time: writestr with a bare name stamps the current time, so two
+    # stores seeded a second apart would hold different bytes for the same run.
+    entry = zipfile.ZipInfo("feed_info.txt", date_time=(2026, 1, 1, 0, 0, 0))
+    entry.compress_type = zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr(entry, f"feed_publisher_name,feed_version\nMetro Transit Data,{run_id}\n")
     return buf.getvalue()
 
 
