@@ -24,7 +24,6 @@ Exits 1 when the run does not complete or the multiple exceeds --max-multiple.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -34,11 +33,11 @@ import time
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import ModuleType
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from harness import feeds
 from harness.feeds import PADDING_ROWS, write_padded_feed
 from harness.grpc_client import run_requests
 from pipeline.v1 import pipeline_pb2 as pb
@@ -72,18 +71,6 @@ class MemoryReport:
         return self.run_status == "RUN_STATUS_COMPLETED" and self.multiple <= self.max_multiple
 
 
-def _load_generator() -> ModuleType:
-    # tools/ is a folder of scripts, not a package: load the generator by path.
-    spec = importlib.util.spec_from_file_location(
-        "generate_feed", REPO / "tools" / "generate_feed.py"
-    )
-    if spec is None or spec.loader is None:
-        raise RuntimeError("tools/generate_feed.py not found")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _proc_status_bytes(pid: int, field: str) -> int:
     """VmRSS / VmHWM from /proc (kB → bytes); VmHWM is the exact peak."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -106,7 +93,7 @@ def measure(
         if padded:
             write_padded_feed(feed, padded, padded_bytes, rows, shape)
         else:
-            _load_generator().write_feed(feed, rows)
+            feeds.generator().write_feed(feed, rows)
         with zipfile.ZipFile(feed) as zf:
             uncompressed = sum(i.file_size for i in zf.infolist())
         port = free_port()

@@ -25,18 +25,18 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib.util
 import json
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import polars as pl
 from continuous_gtfs import Step, execute_pipeline, scan_pipeline
 from continuous_gtfs.pipelines import extract_zip
 from continuous_gtfs.testing import schedule_context
+
+from harness import feeds
 
 REPO = Path(__file__).resolve().parents[2]
 PIPELINE_DIR = REPO / "pipelines" / "metro_schedule"
@@ -47,20 +47,8 @@ M_PER_DEG_LAT = 111_195.08
 
 
 @functools.cache
-def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "bench_generate_feed", REPO / "tools" / "generate_feed.py"
-    )
-    if spec is None or spec.loader is None:
-        raise ImportError("tools/generate_feed.py not found")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@functools.cache
 def _base() -> dict[str, pl.DataFrame]:
-    tables: dict[str, pl.DataFrame] = extract_zip(_generator().build_feed(BASE_ROWS))
+    tables: dict[str, pl.DataFrame] = extract_zip(feeds.generator().build_feed(BASE_ROWS))
     return tables
 
 

@@ -7,27 +7,19 @@ exactly the feeds the pipeline's own tests and the bench use.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import io
 import zipfile
 from pathlib import Path
 from types import ModuleType
 
-from harness.tree import REPO_ROOT
+from testkit.scripts import load_tool
 
 SMALL_ROWS = 2_000
 MIB = 1024 * 1024
 
 
-@functools.cache
 def generator() -> ModuleType:
-    path = REPO_ROOT / "tools" / "generate_feed.py"
-    spec = importlib.util.spec_from_file_location("harness_generate_feed", path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("generate_feed.py")
 
 
 @functools.cache

@@ -6,7 +6,6 @@ No ``__init__.py`` here on purpose: continuous-gtfs treats every folder under
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +15,8 @@ import polars as pl
 import pytest
 from continuous_gtfs import PipelineContext, Step, StepResult, execute_pipeline, scan_pipeline
 from continuous_gtfs.testing import schedule_context
+
+from testkit.scripts import load_tool
 
 PIPELINE_DIR = Path(__file__).resolve().parents[1] / "metro_schedule"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -45,13 +46,7 @@ def settings(steps: dict[str, Step]) -> ModuleType:
 @pytest.fixture(scope="session")
 def generate_feed() -> ModuleType:
     """tools/generate_feed.py, loaded by path as other test suites do."""
-    path = REPO_ROOT / "tools" / "generate_feed.py"
-    spec = importlib.util.spec_from_file_location("metro_generate_feed", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("generate_feed.py")
 
 
 @pytest.fixture

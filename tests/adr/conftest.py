@@ -3,31 +3,22 @@ ADRs whose relative links still resolve."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from testkit.scripts import load_script
+
 REPO = Path(__file__).resolve().parents[2]
 TOOL = REPO / "tools" / "adr.py"
 
 
 def load_tool() -> ModuleType:
-    """tools/ is not a package; load adr.py by path, once per process."""
-    name = "adr_tool_under_test"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, TOOL)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
+    """tools/adr.py as a module (tools/ is not a package)."""
+    return load_script(TOOL, "tools_adr")
 
 
 @pytest.fixture(scope="session")

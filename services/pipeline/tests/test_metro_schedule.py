@@ -4,7 +4,6 @@ planted; a feed with a broken stop hierarchy is a failed run with findings."""
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -15,20 +14,14 @@ import pytest
 from pipeline.v1 import pipeline_pb2 as pb
 from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
 from pipeline_server.server import RunningServer
+from testkit.scripts import load_tool
 
 REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
 def generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "generate_feed", REPO / "tools" / "generate_feed.py"
-    )
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("generate_feed.py")
 
 
 @pytest.fixture
