@@ -252,35 +252,41 @@ def _result(future: concurrent.futures.Future[object]) -> httpx.Response | BaseE
 
 # --- faults ---------------------------------------------------------------------------
 
-
-def fault_pipeline_killed_mid_run(scene: Scene) -> Outcome:
-    label = "killed-mid-run.zip"
-    pending = _in_background(lambda: scene.run(label, feeds.feed(LONG_RUN_ROWS)))
-    scene.wait_running(pending)
-    scene.pipeline.kill()
-    fault_at = time.monotonic()
-    saw, client_ok = _answer(_result(pending))
-    scene.pipeline.start_again()
-    outcome = Outcome("kill -9 pipeline mid-run", saw, scene.wait_ready(fault_at))
-    scene.check_label(outcome, label, client_ok)
-    scene.check_earlier(outcome)
-    return outcome
+SceneFault = Callable[[Scene], Outcome]
 
 
-def fault_pipeline_sigterm_mid_run(scene: Scene) -> Outcome:
-    label = "sigterm-mid-run.zip"
-    pending = _in_background(lambda: scene.run(label, feeds.feed(LONG_RUN_ROWS)))
-    scene.wait_running(pending)
-    fault_at = time.monotonic()
-    scene.pipeline.stop(timeout=10)  # Cloud Run's scale-in: SIGTERM, 10 s, SIGKILL
-    stopped_in = time.monotonic() - fault_at
-    saw, client_ok = _answer(_result(pending))
-    scene.pipeline.start_again()
-    outcome = Outcome("SIGTERM pipeline mid-run", saw, scene.wait_ready(fault_at))
-    outcome.notes.append(f"exited {stopped_in:.1f}s after SIGTERM")
-    scene.check_label(outcome, label, client_ok)
-    scene.check_earlier(outcome)
-    return outcome
+def _mid_run(service: str, signal: str) -> SceneFault:
+    """The fault: ``signal`` ("kill" or "SIGTERM") to ``service`` while a long run executes.
+
+    The container is then started again (a crashed or scaled-in instance replaced)
+    and the run must be reported as its client was told. With the console gone, the
+    pipeline may finish or cancel the orphaned run: the check waits for that first.
+    """
+
+    def fault(scene: Scene) -> Outcome:
+        box = scene.pipeline if service == "pipeline" else scene.console
+        label = f"{service}-{signal.lower()}-mid-run.zip"
+        pending = _in_background(lambda: scene.run(label, feeds.feed(LONG_RUN_ROWS)))
+        scene.wait_running(pending)
+        fault_at = time.monotonic()
+        if signal == "kill":
+            box.kill()
+        else:
+            box.stop(timeout=10)  # Cloud Run's scale-in: SIGTERM, 10 s, SIGKILL
+        stopped_in = time.monotonic() - fault_at
+        saw, client_ok = _answer(_result(pending))
+        box.start_again()
+        name = f"{'kill -9' if signal == 'kill' else 'SIGTERM'} {service} mid-run"
+        outcome = Outcome(name, saw, scene.wait_ready(fault_at))
+        if signal != "kill":
+            outcome.notes.append(f"exited {stopped_in:.1f}s after SIGTERM")
+        if service == "console":
+            _wait_no_live_run(scene)
+        scene.check_label(outcome, label, client_ok)
+        scene.check_earlier(outcome)
+        return outcome
+
+    return fault
 
 
 def fault_pipeline_killed_mid_upload(scene: Scene) -> Outcome:
@@ -316,36 +322,6 @@ def fault_pipeline_killed_mid_upload(scene: Scene) -> Outcome:
     leftovers = list((scene.store / "spool").rglob("*.upload"))
     if leftovers:
         outcome.notes.append(f"{len(leftovers)} spooled uploads left")
-    return outcome
-
-
-def fault_console_killed_mid_run(scene: Scene) -> Outcome:
-    label = "console-killed.zip"
-    pending = _in_background(lambda: scene.run(label, feeds.feed(LONG_RUN_ROWS)))
-    scene.wait_running(pending)
-    scene.console.kill()
-    fault_at = time.monotonic()
-    saw, client_ok = _answer(_result(pending))
-    scene.console.start_again()
-    outcome = Outcome("kill -9 console mid-run", saw, scene.wait_ready(fault_at))
-    _wait_no_live_run(scene)
-    scene.check_label(outcome, label, client_ok)
-    scene.check_earlier(outcome)
-    return outcome
-
-
-def fault_console_sigterm_mid_run(scene: Scene) -> Outcome:
-    label = "console-sigterm.zip"
-    pending = _in_background(lambda: scene.run(label, feeds.feed(LONG_RUN_ROWS)))
-    scene.wait_running(pending)
-    fault_at = time.monotonic()
-    scene.console.stop(timeout=10)
-    saw, client_ok = _answer(_result(pending))
-    scene.console.start_again()
-    outcome = Outcome("SIGTERM console mid-run", saw, scene.wait_ready(fault_at))
-    _wait_no_live_run(scene)
-    scene.check_label(outcome, label, client_ok)
-    scene.check_earlier(outcome)
     return outcome
 
 
@@ -448,13 +424,12 @@ def _filler(mib: int) -> bytes:
     return buffer.getvalue()
 
 
-SceneFault = Callable[[Scene], Outcome]
 FAULTS: dict[str, SceneFault] = {
-    "pipeline-kill-mid-run": fault_pipeline_killed_mid_run,
-    "pipeline-sigterm-mid-run": fault_pipeline_sigterm_mid_run,
+    "pipeline-kill-mid-run": _mid_run("pipeline", "kill"),
+    "pipeline-sigterm-mid-run": _mid_run("pipeline", "SIGTERM"),
     "pipeline-kill-mid-upload": fault_pipeline_killed_mid_upload,
-    "console-kill-mid-run": fault_console_killed_mid_run,
-    "console-sigterm-mid-run": fault_console_sigterm_mid_run,
+    "console-kill-mid-run": _mid_run("console", "kill"),
+    "console-sigterm-mid-run": _mid_run("console", "SIGTERM"),
     "idle-streams": fault_idle_streams,
 }
 SHORT = ["pipeline-kill-mid-run", "pipeline-kill-mid-upload", "idle-streams"]
