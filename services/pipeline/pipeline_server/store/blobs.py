@@ -12,7 +12,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -215,23 +215,17 @@ class GcsBlobStore:
         )
 
     def put_file(self, key: str, source: Path) -> None:
-        try:
-            self._blob(key).upload_from_filename(
-                str(source),
-                content_type="application/zip",
-                if_generation_match=0,
-                timeout=self._timeout,
-                retry=self._retry,
-            )
-        except self._exceptions.PreconditionFailed:
-            raise FileExistsError(key) from None
-        except Exception as exc:
-            raise self._unavailable(f"could not write {key} to", exc) from None
+        self._create(key, lambda blob, **kw: blob.upload_from_filename(str(source), **kw))
 
     def put_bytes(self, key: str, data: bytes) -> None:
+        self._create(key, lambda blob, **kw: blob.upload_from_string(data, **kw))
+
+    def _create(self, key: str, upload: Callable[..., None]) -> None:
+        """One upload that only creates (ifGenerationMatch=0): FileExistsError if the
+        key exists, BlobStoreUnavailable for anything else."""
         try:
-            self._blob(key).upload_from_string(
-                data,
+            upload(
+                self._blob(key),
                 content_type="application/zip",
                 if_generation_match=0,
                 timeout=self._timeout,
