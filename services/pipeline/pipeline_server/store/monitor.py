@@ -35,8 +35,11 @@ class StoreMonitor:
         self.reason = "not checked yet"
 
     def first_check(self) -> bool:
-        """Open the store now (migrations included); True when it is usable."""
-        self._tick()
+        """Open the store now (migrations included); True when it is usable.
+
+        Upkeep waits for the thread's first round: start-up needs a usable store,
+        not retention or sweeps done."""
+        self._tick(upkeep=False)
         return bool(self.ok)
 
     def start(self) -> None:
@@ -51,7 +54,7 @@ class StoreMonitor:
         while not self._stop.wait(self._interval):
             self._tick()
 
-    def _tick(self) -> None:
+    def _tick(self, upkeep: bool = True) -> None:
         try:
             if not self._migrated:
                 revision = self._store.open()
@@ -59,7 +62,8 @@ class StoreMonitor:
                 log.info("run store ready at schema %s: %s", revision, self._store.describe())
             else:
                 self._store.check()
-            self._store.upkeep()
+            if upkeep:
+                self._store.upkeep()
         except StoreUnavailable as exc:
             self._report(False, str(exc))
         except Exception as exc:  # an upkeep bug must not stop the thread

@@ -93,6 +93,18 @@ def _reason(exc: BaseException) -> str:
     return text[:300]
 
 
+@contextlib.contextmanager
+def _database_errors(doing: str) -> Iterator[None]:
+    """Any database failure inside becomes StoreUnavailable("database unavailable<doing>: …").
+
+    OSError too: pg8000's connect timeout (a server that accepts and never answers)
+    is a bare TimeoutError that SQLAlchemy does not wrap."""
+    try:
+        yield
+    except (sa.exc.SQLAlchemyError, OSError) as exc:
+        raise StoreUnavailable(f"database unavailable{doing}: {_reason(exc)}") from exc
+
+
 class RunStore:
     def __init__(
         self,
@@ -127,31 +139,21 @@ class RunStore:
     @contextlib.contextmanager
     def _db(self, doing: str) -> Iterator[sa.Connection]:
         """A transaction; any database failure becomes StoreUnavailable saying ``doing``."""
-        try:
-            with self.engine.begin() as connection:
-                yield connection
-        # OSError: pg8000's connect timeout (a server that accepts and never answers)
-        # is a bare TimeoutError that SQLAlchemy does not wrap.
-        except (sa.exc.SQLAlchemyError, OSError) as exc:
-            raise StoreUnavailable(f"database unavailable while {doing}: {_reason(exc)}") from exc
+        with _database_errors(f" while {doing}"), self.engine.begin() as connection:
+            yield connection
 
     # --- start-up and health -------------------------------------------------
 
     def open(self) -> str:
         """Migrate the schema and check the blob store; raise StoreUnavailable if either fails."""
-        try:
+        with _database_errors(""):  # OSError here: also SQLite's lock file
             revision = migrate(self.engine)
-        except (sa.exc.SQLAlchemyError, OSError) as exc:  # OSError: SQLite's lock file
-            raise StoreUnavailable(f"database unavailable: {_reason(exc)}") from exc
         self.check()
         return revision
 
     def check(self) -> None:
-        try:
-            with self.engine.connect() as connection:
-                connection.execute(sa.text("SELECT 1"))
-        except (sa.exc.SQLAlchemyError, OSError) as exc:
-            raise StoreUnavailable(f"database unavailable: {_reason(exc)}") from exc
+        with _database_errors(""), self.engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
         try:
             self.blobs.check()
         except BlobStoreUnavailable as exc:
