@@ -9,7 +9,6 @@ in bench/bench/stops_scaling.py and its guard test, not here.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import sys
 from collections.abc import Callable
@@ -21,18 +20,13 @@ import pytest
 from continuous_gtfs import PipelineContext, StepResult
 from continuous_gtfs.pipelines import extract_zip
 
+from testkit.scripts import load_script
+
 
 def _sibling(name: str) -> ModuleType:
     """A module next to this one (the tests run with --import-mode=importlib,
     which puts no test folder on sys.path)."""
-    spec = importlib.util.spec_from_file_location(
-        f"metro_tests_{name}", Path(__file__).with_name(f"{name}.py")
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(Path(__file__).with_name(f"{name}.py"), f"metro_tests_{name}")
 
 
 ref = _sibling("stops_reference")

@@ -3,7 +3,6 @@ merge_stops' distance is the vectorised one bit for bit."""
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import sys
 from collections.abc import Callable
@@ -15,21 +14,12 @@ import pytest
 from continuous_gtfs import PipelineContext, StepResult
 from continuous_gtfs.pipelines import extract_zip
 
+from testkit.scripts import load_script
+
 RunStep = Callable[..., tuple[PipelineContext, StepResult]]
 
 
-def _sibling(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        f"metro_tests_{name}", Path(__file__).with_name(f"{name}.py")
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ref = _sibling("stops_reference")
+ref = load_script(Path(__file__).with_name("stops_reference.py"), "metro_tests_stops_reference")
 
 
 def check_kept(run_step: RunStep, tables: dict[str, pl.DataFrame]) -> set[str]:
