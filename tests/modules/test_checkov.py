@@ -1,4 +1,4 @@
-"""checkov over modules/: no failed check, and every skip is an inline, justified one.
+"""checkov over modules/ and bootstrap/: no failed check, and every skip is an inline, justified one.
 
 checkov pins dependencies (an old `packaging`, among others) that would break this
 project's test tools, so it runs from its own virtual environment, .cache/checkov-venv,
@@ -21,6 +21,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = ROOT / "modules"
+BOOTSTRAP = ROOT / "bootstrap"
+CHECKED = [MODULES, BOOTSTRAP]
 VENV = ROOT / ".cache" / "checkov-venv"
 CHECKOV = VENV / "bin" / "checkov"
 REQUIREMENT = "checkov>=3.2,<4"
@@ -52,7 +54,7 @@ def _ensure_checkov() -> Path:
 
 
 def test_inline_skips_are_justified() -> None:
-    for tf in MODULES.rglob("*.tf"):
+    for tf in [tf for folder in CHECKED for tf in folder.rglob("*.tf")]:
         for number, line in enumerate(tf.read_text().splitlines(), 1):
             match = SKIP.search(line)
             if match:
@@ -60,7 +62,7 @@ def test_inline_skips_are_justified() -> None:
                 assert len(reason) >= 10, f"{tf}:{number}: checkov skip without a reason"
 
 
-def test_checkov_passes_over_the_modules() -> None:
+def test_checkov_passes_over_the_modules_and_bootstrap() -> None:
     checkov = _ensure_checkov()
     env = {**os.environ, "LOG_LEVEL": "ERROR", "PYTHONWARNINGS": "ignore"}
     env.pop("BC_API_KEY", None)  # never talk to the Prisma platform
@@ -69,6 +71,8 @@ def test_checkov_passes_over_the_modules() -> None:
             str(checkov),
             "--directory",
             str(MODULES),
+            "--directory",
+            str(BOOTSTRAP),
             "--framework",
             "terraform",
             "--skip-download",
