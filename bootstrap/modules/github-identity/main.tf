@@ -14,12 +14,12 @@ locals {
   # running on main. A job outside any Environment (build.yml, plan.yml, drift.yml) has
   # no `environment` claim: its env_ref is "@REF", which names no environment.
   attribute_mapping = {
-    "google.subject"               = "assertion.sub"
-    "attribute.repository_id"      = "assertion.repository_id"
+    "google.subject"                = "assertion.sub"
+    "attribute.repository_id"       = "assertion.repository_id"
     "attribute.repository_owner_id" = "assertion.repository_owner_id"
-    "attribute.ref"                = "assertion.ref"
-    "attribute.env_ref"            = "(has(assertion.environment) ? assertion.environment : \"\") + \"@\" + assertion.ref"
-    "attribute.job_workflow_ref"   = "assertion.job_workflow_ref"
+    "attribute.ref"                 = "assertion.ref"
+    "attribute.env_ref"             = "(has(assertion.environment) ? assertion.environment : \"\") + \"@\" + assertion.ref"
+    "attribute.job_workflow_ref"    = "assertion.job_workflow_ref"
   }
 
   # Tokens of this repository only, named by its numeric ids: a repository deleted and
@@ -36,6 +36,7 @@ resource "google_iam_workload_identity_pool" "github" {
 }
 
 resource "google_iam_workload_identity_pool_provider" "github" {
+  #checkov:skip=CKV_GCP_125:the condition admits tokens by repository_id and repository_owner_id (numeric ids, which a re-created repository cannot take over); this check only recognises an assertion.sub name match
   project                            = var.project_id
   workload_identity_pool_id          = google_iam_workload_identity_pool.github.workload_identity_pool_id
   workload_identity_pool_provider_id = var.provider_id

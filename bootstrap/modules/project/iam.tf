@@ -53,6 +53,8 @@ locals {
 }
 
 resource "google_project_iam_member" "deploy" {
+  #checkov:skip=CKV_GCP_41:the stack deploys revisions that run as the services' own accounts, which it creates in the same apply, so actAs cannot be granted on each account beforehand
+  #checkov:skip=CKV_GCP_49:the stack creates the services' runtime accounts (modules/service-identity) and deploys revisions as them: managing and acting as service accounts is its job
   for_each = local.deploy_roles
 
   project = var.project_id
@@ -98,13 +100,19 @@ resource "google_project_iam_member" "deploy_secret_access" {
 # The read-only plan identity (PLAN_SA: plan.yml on PRs, drift.yml, and deploy.yml's
 # plan step) may read everything `tofu plan -lock=false` refreshes here, and the state.
 locals {
+  # Read-only predefined roles, no basic role: each covers what the stack refreshes.
   plan_roles = {
-    # Every resource the stack manages (services, accounts, Cloud SQL, buckets' metadata,
-    # the registry, the project number).
-    "roles/viewer" = "read every resource the stack refreshes"
+    "roles/browser"                  = "the project and its number (data.google_project)"
+    "roles/run.viewer"               = "the Cloud Run services and their IAM policies"
+    "roles/iam.serviceAccountViewer" = "the services' runtime service accounts"
+    "roles/cloudsql.viewer"          = "the run store's instance, database and users"
+    "roles/storage.bucketViewer"     = "the run store's bucket (metadata, not objects)"
+    "roles/secretmanager.viewer"     = "the secrets' metadata (never their values)"
+    "roles/artifactregistry.reader"  = "the registry the stack reads"
+    "roles/compute.networkViewer"    = "the VPC and subnetwork the services attach to"
     # Every IAM policy the stack's *_iam_member resources refresh (services, service
     # accounts, secrets, buckets, the project); no secret values, no object data.
-    "roles/iam.securityReviewer" = "read the IAM policies the stack refreshes"
+    "roles/iam.securityReviewer" = "the IAM policies the stack refreshes"
   }
 }
 

@@ -8,6 +8,27 @@ resource "google_compute_network" "services" {
   routing_mode            = "REGIONAL"
 }
 
+# Nothing reaches into the VPC: the services only send (Direct VPC egress, replies come
+# back on the same connections) and Cloud SQL is reached through the peering. This rule
+# is what GCP does implicitly for a new VPC, written out so that it is logged and seen.
+resource "google_compute_firewall" "deny_ingress" {
+  project       = var.project_id
+  name          = "${var.network.name}-deny-ingress"
+  network       = google_compute_network.services.id
+  description   = "No inbound traffic: the services egress only."
+  direction     = "INGRESS"
+  priority      = 65534
+  source_ranges = ["0.0.0.0/0"]
+
+  deny {
+    protocol = "all"
+  }
+
+  log_config {
+    metadata = "INCLUDE_ALL_METADATA"
+  }
+}
+
 # Direct VPC egress takes each instance's address from here (two per instance during a
 # revision change), so the range holds the services' max_instances with room to spare.
 resource "google_compute_subnetwork" "services" {
