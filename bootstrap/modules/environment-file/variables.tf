@@ -1,6 +1,6 @@
 variable "path" {
   type        = string
-  description = "Path of the environment file, e.g. \"${path.root}/../../../environments/dev.yaml\"."
+  description = "Path of one environments/ENV.yaml file, as the calling root sees it (path.root, then ../../../environments/dev.yaml)."
 
   validation {
     condition     = endswith(var.path, ".yaml") && fileexists(var.path)
