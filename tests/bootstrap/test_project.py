@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from envctl import hcl
+from testkit.scripts import load_tool
 
 from . import tfeval
 
@@ -137,3 +138,20 @@ def test_the_identity_table_names_the_roles_the_code_grants() -> None:
     for role in _roles("plan_roles"):
         assert f"`{role.removeprefix('roles/')}`" in plan, f"README's PLAN_SA row lacks {role}"
     assert "attribute.env_ref/ENV@refs/heads/main" in deploy
+
+
+def test_the_database_privilege_stays_a_step_while_the_provider_cannot_grant_it(
+    node_tools: Path,
+) -> None:
+    """bootstrap/README.md step 4 (gcloud sql users assign-roles) exists because the pinned
+    provider's google_sql_user has no database-roles argument. When the bindings of a newer
+    pin gain one, this fails: move the grant into modules/cloud-sql-postgres then."""
+    schema_tool = load_tool("provider_schema.py")
+    schema = schema_tool.Bindings(node_tools / "node_modules" / "@cdktf").schema(
+        "resource", "google_sql_user"
+    )
+    assert schema is not None
+    assert {"instance", "name", "type"} <= set(schema.fields)
+    assert not {key for key in schema.fields if "role" in key}
+    steps = (tfeval.BOOTSTRAP / "README.md").read_text()
+    assert "--database-roles=cloudsqlsuperuser" in steps
