@@ -16,6 +16,8 @@
     registry ENV                      ENV's registry and its host (for docker/crane login)
     copy-images ENV                   copy ENV's images into its registry by digest
     smoke-failures DIR                environments whose smoke check failed (from artifacts)
+    canary ENV --url URL              the reference feeds through the new pipeline, compared
+                                      with the last succeeded release's canary outputs
 
 Results go to stdout (``--json`` for JSON) and, inside GitHub Actions, to step outputs
 named in each command's help. Exit status: 0 ok, 1 failure or refusal (one line per
@@ -32,6 +34,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from envctl import canary
+from envctl.ci import canary as canary_run
 from envctl.ci import changed, drift, gate, images, plan, rollout
 from envctl.ci.comment import load_diff, marker, plan_comment
 from envctl.ci.github import GitHub, GitHubError
@@ -305,6 +309,46 @@ def _smoke_failures(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _canary(args: argparse.Namespace) -> int:
+    root = _root(args)
+    env = load_environment(root, args.env)
+    tolerance = canary.settings(env)
+    if tolerance is None:
+        raise ValueError(f"{env.file}: verification.canary is not set; nothing to run")
+    for i, feed in enumerate(tolerance.feeds):
+        if not (root / feed).is_file():
+            raise ValueError(f"{env.file}: verification.canary.feeds[{i}]: {feed} does not exist")
+    if args.baseline:
+        baseline: canary_run.Baseline | None = canary_run.baseline_file(args.baseline)
+    else:
+        baseline = canary_run.previous_baseline(root, args.env)
+    console = canary_run.Console(args.url, os.environ.get(args.token_env) or None, args.timeout)
+    outputs = canary_run.run_feeds(console, root, tolerance.feeds)
+    checks = canary.compare(baseline.outputs if baseline else None, outputs, tolerance)
+    pipeline = env.image("pipeline").short() if "pipeline" in env.services else "?"
+    report = canary.Report(
+        args.env,
+        baseline.describe()
+        if baseline
+        else "none (no succeeded release of this environment ran it)",
+        f"pipeline {pipeline} through {args.url}",
+        tolerance,
+        outputs,
+        checks,
+    )
+    evidence = report.as_evidence()
+    if args.report:
+        # Written whatever the result: envctl record --evidence stores it either way.
+        args.report.write_text(json.dumps(evidence, indent=2) + "\n", encoding="utf-8")
+    text = report.to_markdown()
+    add_summary(text)
+    set_output("ok", "true" if report.ok else "false")
+    _emit(args, evidence, text)
+    if not report.ok:
+        sys.stderr.write(f"envctl.ci: the data canary of {args.env} disagrees with its baseline\n")
+    return EXIT_OK if report.ok else EXIT_FAIL
+
+
 def parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable output")
@@ -438,6 +482,24 @@ def parser() -> argparse.ArgumentParser:
         "environments named in smoke reports under DIR (outputs: environments, environment)",
     )
     p.add_argument("dir", type=Path, metavar="DIR")
+
+    p = add(
+        "canary",
+        _canary,
+        "run ENV's reference feeds through the console at URL and compare (output: ok)",
+    )
+    p.add_argument("env", metavar="ENV")
+    p.add_argument("--url", required=True, help="the console URL reaching the new pipeline")
+    p.add_argument(
+        "--baseline", type=Path, help="canary evidence to compare with (default: the record)"
+    )
+    p.add_argument("--report", type=Path, help="write the JSON evidence here")
+    p.add_argument(
+        "--token-env",
+        default=TOKEN_VARIABLE,
+        help=f"variable holding the Google ID token (default: {TOKEN_VARIABLE})",
+    )
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per request")
     return top
 
 
