@@ -16,6 +16,8 @@
     registry ENV                      ENV's registry and its host (for docker/crane login)
     copy-images ENV                   copy ENV's images into its registry by digest
     smoke-failures DIR                environments whose smoke check failed (from artifacts)
+    lock ENV --pr N --commit SHA      claim ENV for PR N; refuse when another open PR holds it
+    lock-release --pr N --keep JSON   release N's locks of environments it no longer changes
     canary ENV --url URL              the reference feeds through the new pipeline, compared
                                       with the last succeeded release's canary outputs
 
@@ -36,7 +38,7 @@ from typing import Any
 
 from envctl import canary
 from envctl.ci import canary as canary_run
-from envctl.ci import changed, drift, gate, images, plan, rollout
+from envctl.ci import changed, drift, gate, images, lock, plan, rollout
 from envctl.ci.comment import load_diff, marker, plan_comment
 from envctl.ci.github import GitHub, GitHubError
 from envctl.ci.outputs import add_summary, set_output
@@ -309,6 +311,30 @@ def _smoke_failures(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _lock(args: argparse.Namespace) -> int:
+    gh = GitHub.from_env()
+    decision = lock.acquire(gh, args.env, args.pr, args.commit, args.bot, args.settle)
+    set_output("held", "true" if decision.held else "false")
+    set_output("holder", str(decision.holder.pull_request))
+    if not decision.held:
+        body = lock.refused_comment(decision, args.commit, args.run_url)
+        gh.upsert_comment(args.pr, marker("plan", args.env), body)
+        sys.stderr.write(f"envctl.ci: {decision.message()}\n")
+        add_summary(f"🔒 {decision.message()}")
+    _emit(args, decision.as_dict(), decision.message())
+    return EXIT_OK if decision.held else EXIT_FAIL
+
+
+def _lock_release(args: argparse.Namespace) -> int:
+    keep = json.loads(args.keep or "[]")
+    if not isinstance(keep, list) or not all(isinstance(k, str) for k in keep):
+        raise ValueError(f"--keep {args.keep!r}: expected a JSON list of environment names")
+    released = lock.release(GitHub.from_env(), args.pr, keep, args.bot)
+    set_output("released", json.dumps(released))
+    _emit(args, released, "released: " + (", ".join(released) or "nothing"))
+    return EXIT_OK
+
+
 def _canary(args: argparse.Namespace) -> int:
     root = _root(args)
     env = load_environment(root, args.env)
@@ -482,6 +508,24 @@ def parser() -> argparse.ArgumentParser:
         "environments named in smoke reports under DIR (outputs: environments, environment)",
     )
     p.add_argument("dir", type=Path, metavar="DIR")
+
+    p = add("lock", _lock, "claim ENV for pull request N; exit 1 if another holds it (held)")
+    p.add_argument("env", metavar="ENV")
+    p.add_argument("--pr", type=int, required=True, help="the pull request being planned")
+    p.add_argument("--commit", required=True, help="the commit being planned")
+    p.add_argument("--run-url", help="link to the workflow run")
+    p.add_argument("--bot", default=lock.DEFAULT_BOT, help="login whose comments are claims")
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=lock.SETTLE_SECONDS,
+        help="seconds between the two reads of the claims (GitHub's listing lag)",
+    )
+
+    p = add("lock-release", _lock_release, "release PR N's locks it no longer needs (released)")
+    p.add_argument("--pr", type=int, required=True)
+    p.add_argument("--keep", required=True, help="JSON list: environments the PR still changes")
+    p.add_argument("--bot", default=lock.DEFAULT_BOT, help="login whose comments are claims")
 
     p = add(
         "canary",
