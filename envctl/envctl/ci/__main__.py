@@ -6,6 +6,8 @@
     smoke ENV --url URL               smoke check of ENV's console (token from $SMOKE_ID_TOKEN)
     plan-summary PLAN_JSON            what a plan does, as markdown
     plan-check REVIEWED CURRENT       refuse when the plan changed since review
+    plan-verdict ENV --current F      is the deploy's plan the reviewed one? (else: fresh)
+    fresh-plans DIR                   the fresh plans a person must approve (from verdicts)
     pr-comment ENV --diff F --plan F  the PR comment (``--pr N`` posts it, edited in place)
     reviewed-run --sha SHA            the plan.yml run that planned the PR merged as SHA
     drift ENV --exitcode N            drift report (``--sync`` opens/updates/closes the issue)
@@ -38,7 +40,7 @@ from typing import Any
 
 from envctl import canary
 from envctl.ci import canary as canary_run
-from envctl.ci import changed, drift, gate, images, lock, plan, rollout
+from envctl.ci import changed, drift, freshplan, gate, images, lock, plan, rollout
 from envctl.ci.comment import load_diff, marker, plan_comment
 from envctl.ci.github import GitHub, GitHubError
 from envctl.ci.outputs import add_summary, set_output
@@ -155,11 +157,44 @@ def _plan_check(args: argparse.Namespace) -> int:
     if found:
         lines = ["the plan changed since it was reviewed on the pull request; refusing to apply:"]
         lines += [f"  {d}" for d in found]
-        lines.append("re-run plan.yml on a new PR (or dispatch deploy.yml) to review it again")
+        lines.append(
+            "re-run deploy.yml: it plans again and asks for approval of the fresh plan "
+            "(the fresh-plan environment)"
+        )
         sys.stderr.write("\n".join(lines) + "\n")
         add_summary("⛔ " + "\n".join(lines))
     _emit(args, {"same": not found, "differences": found}, "" if found else "same plan as reviewed")
     return EXIT_FAIL if found else EXIT_OK
+
+
+def _plan_verdict(args: argparse.Namespace) -> int:
+    # No reviewed run (dispatch, or a push from no planned PR): nothing was reviewed.
+    reviewed = args.reviewed if args.reviewed_run.strip() else None
+    found = freshplan.verdict(args.env, args.current, reviewed)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(found.as_dict(), indent=2) + "\n", encoding="utf-8")
+    set_output("fresh", "true" if found.fresh else "false")
+    text = found.to_markdown()
+    add_summary(text)
+    _emit(args, found.as_dict(), text)
+    return EXIT_OK
+
+
+def _fresh_plans(args: argparse.Namespace) -> int:
+    verdicts = freshplan.load_verdicts(args.dir)
+    if args.expect:
+        expected = json.loads(args.expect)
+        missing = sorted(set(expected) - {v.environment for v in verdicts})
+        if missing:
+            raise ValueError(f"{args.dir}: no plan verdict for {', '.join(missing)}")
+    fresh = [v.environment for v in verdicts if v.fresh]
+    set_output("any", "true" if fresh else "false")
+    set_output("environments", json.dumps(fresh))
+    text = freshplan.fresh_summary(verdicts)
+    add_summary(text)
+    _emit(args, [v.as_dict() for v in verdicts], text)
+    return EXIT_OK
 
 
 def _pr_comment(args: argparse.Namespace) -> int:
@@ -182,6 +217,13 @@ def _pr_comment(args: argparse.Namespace) -> int:
 
 def _reviewed_run(args: argparse.Namespace) -> int:
     found = GitHub.from_env().reviewed_run(args.sha, args.workflow)
+    if found is None and args.optional:
+        set_output("run_id", "")
+        set_output("pull_request", "")
+        text = f"{args.sha[:12]}: no reviewed plan; every plan goes to the fresh-plan approval"
+        add_summary(text)
+        _emit(args, None, text)
+        return EXIT_OK
     if found is None:
         sys.stderr.write(
             f"envctl.ci: {args.sha[:12]} has no successful {args.workflow} run of a merged pull "
@@ -454,6 +496,30 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--sha", required=True)
     p.add_argument("--workflow", default="plan.yml")
+    p.add_argument(
+        "--optional",
+        action="store_true",
+        help="no reviewed run is not an error (empty outputs: the fresh-plan approval path)",
+    )
+
+    p = add(
+        "plan-verdict",
+        _plan_verdict,
+        "is CURRENT the plan reviewed for ENV? write a verdict (output: fresh)",
+    )
+    p.add_argument("env", metavar="ENV")
+    p.add_argument("--current", type=Path, required=True, help="tofu show -json of the plan")
+    p.add_argument("--reviewed", type=Path, required=True, help="where the reviewed plan's JSON is")
+    p.add_argument("--reviewed-run", default="", help="the plan.yml run it came from (empty: none)")
+    p.add_argument("--out", type=Path, help="write the verdict JSON here")
+
+    p = add(
+        "fresh-plans",
+        _fresh_plans,
+        "the fresh plans under DIR a person must approve (outputs: any, environments)",
+    )
+    p.add_argument("dir", type=Path, metavar="DIR")
+    p.add_argument("--expect", help="JSON list of environments that must each have a verdict")
 
     p = add(
         "drift", _drift, "drift report for ENV from tofu plan -detailed-exitcode (output: drift)"
