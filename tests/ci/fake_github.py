@@ -84,6 +84,41 @@ class FakeGitHub:
                         comment.update(body)
                         return 200, comment
             return 404, {"message": "Not Found"}
+        if path == "/deployments":
+            if method == "GET":
+                found = [
+                    d
+                    for d in self.deployments
+                    if d["environment"] == query.get("environment", d["environment"])
+                    and d["sha"] == query.get("sha", d["sha"])
+                ]
+                # GitHub lists deployments newest first.
+                return 200, paged(sorted(found, key=lambda d: -d["id"]))
+            if not re.fullmatch(r"[0-9a-f]{40}", body["ref"]):
+                return 422, {"message": "ref must be a commit here"}
+            made = {**body, "id": self._id(), "sha": body["ref"], "created_at": self._now()}
+            self.deployments.append(made)
+            return 201, made
+        if m := re.fullmatch(r"/deployments/(\d+)/statuses", path):
+            number = int(m[1])
+            if not any(d["id"] == number for d in self.deployments):
+                return 404, {"message": "Not Found"}
+            statuses = self.statuses.setdefault(number, [])
+            if method == "GET":
+                return 200, paged(list(reversed(statuses)))
+            if body["state"] not in {
+                "error",
+                "failure",
+                "inactive",
+                "in_progress",
+                "queued",
+                "pending",
+                "success",
+            }:
+                return 422, {"message": "Validation Failed"}
+            made = {**body, "id": self._id(), "created_at": self._now()}
+            statuses.append(made)
+            return 201, made
         if path == "/pulls":
             state = query.get("state", "open")
             return 200, paged([p for p in self.pulls if state in ("all", p["state"])])

@@ -20,6 +20,7 @@
     smoke-failures DIR                environments whose smoke check failed (from artifacts)
     lock ENV --pr N --commit SHA      claim ENV for PR N; refuse when another open PR holds it
     lock-release --pr N --keep JSON   release N's locks of environments it no longer changes
+    deployment ENV --result R --record-tag TAG   mirror a deploy record to GitHub Deployments
     canary ENV --url URL              the reference feeds through the new pipeline, compared
                                       with the last succeeded release's canary outputs
 
@@ -40,7 +41,7 @@ from typing import Any
 
 from envctl import canary
 from envctl.ci import canary as canary_run
-from envctl.ci import changed, drift, freshplan, gate, images, lock, plan, rollout
+from envctl.ci import changed, deployment, drift, freshplan, gate, images, lock, plan, rollout
 from envctl.ci.comment import load_diff, marker, plan_comment
 from envctl.ci.github import GitHub, GitHubError
 from envctl.ci.outputs import add_summary, set_output
@@ -377,6 +378,18 @@ def _lock_release(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _deployment(args: argparse.Namespace) -> int:
+    sha = deployment.record_commit(_root(args), args.record_tag, args.env)
+    done = deployment.mirror(
+        GitHub.from_env(), args.env, sha, args.record_tag, args.result, args.run_url
+    )
+    set_output("deployment_id", str(done.deployment_id))
+    what = "created" if done.created else "already there"
+    status = f"status {done.status} " + ("added" if done.status_added else "already set")
+    _emit(args, done.as_dict(), f"deployment {done.deployment_id} {what}; {status}")
+    return EXIT_OK
+
+
 def _canary(args: argparse.Namespace) -> int:
     root = _root(args)
     env = load_environment(root, args.env)
@@ -592,6 +605,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pr", type=int, required=True)
     p.add_argument("--keep", required=True, help="JSON list: environments the PR still changes")
     p.add_argument("--bot", default=lock.DEFAULT_BOT, help="login whose comments are claims")
+
+    p = add(
+        "deployment",
+        _deployment,
+        "mirror ENV's deploy record TAG to GitHub Deployments (output: deployment_id)",
+    )
+    p.add_argument("env", metavar="ENV")
+    p.add_argument("--result", required=True, choices=sorted(deployment.STATES))
+    p.add_argument("--record-tag", required=True, help="the record: deploy/ENV/<time>")
+    p.add_argument("--run-url", help="link to the workflow run (the status's log URL)")
 
     p = add(
         "canary",
