@@ -113,3 +113,30 @@ def test_a_github_error_is_one_line(
     err = capsys.readouterr().err
     assert "HTTP 403" in err
     assert "Resource not accessible" in err
+
+
+def test_record_tag_finds_this_deploy_s_record_on_head(
+    env_repo: Path, recorded: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.write_text("")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(out))
+    later = "deploy/staging/20260610T120000Z"
+    git(env_repo, "tag", "-a", later, "-m", json.dumps({"result": "failed"}))
+    git(env_repo, "tag", "-a", "deploy/prod/20260610T130000Z", "-m", "{}")
+    assert main(["record-tag", "staging", "--repo", str(env_repo)]) == 0
+    assert f"tag={later}\nresult=failed\n" in out.read_text()
+
+
+def test_record_tag_is_empty_when_this_commit_has_no_record(
+    env_repo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.write_text("")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(out))
+    git(env_repo, "tag", "-a", TAG, "-m", "{}")
+    (env_repo / "x").write_text("x")
+    git(env_repo, "add", "x")
+    git(env_repo, "commit", "-qm", "newer")
+    assert main(["record-tag", "staging", "--repo", str(env_repo)]) == 0
+    assert "tag=\nresult=\n" in out.read_text()

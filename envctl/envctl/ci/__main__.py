@@ -20,6 +20,7 @@
     smoke-failures DIR                environments whose smoke check failed (from artifacts)
     lock ENV --pr N --commit SHA      claim ENV for PR N; refuse when another open PR holds it
     lock-release --pr N --keep JSON   release N's locks of environments it no longer changes
+    record-tag ENV                    ENV's newest deploy record on HEAD (outputs: tag, result)
     deployment ENV --result R --record-tag TAG   mirror a deploy record to GitHub Deployments
     canary ENV --url URL              the reference feeds through the new pipeline, compared
                                       with the last succeeded release's canary outputs
@@ -378,6 +379,19 @@ def _lock_release(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _record_tag(args: argparse.Namespace) -> int:
+    found = deployment.record_at(_root(args), args.env, args.rev)
+    set_output("tag", found.tag if found else "")
+    set_output("result", found.result if found else "")
+    value = {"tag": found.tag, "result": found.result} if found else None
+    _emit(
+        args,
+        value,
+        f"{found.tag} {found.result}" if found else f"no record of {args.env} on {args.rev}",
+    )
+    return EXIT_OK
+
+
 def _deployment(args: argparse.Namespace) -> int:
     sha = deployment.record_commit(_root(args), args.record_tag, args.env)
     done = deployment.mirror(
@@ -605,6 +619,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pr", type=int, required=True)
     p.add_argument("--keep", required=True, help="JSON list: environments the PR still changes")
     p.add_argument("--bot", default=lock.DEFAULT_BOT, help="login whose comments are claims")
+
+    p = add("record-tag", _record_tag, "ENV's newest deploy record on REV (outputs: tag, result)")
+    p.add_argument("env", metavar="ENV")
+    p.add_argument("--rev", default="HEAD", help="the deployed commit (default: HEAD)")
 
     p = add(
         "deployment",

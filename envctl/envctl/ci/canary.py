@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from envctl import gitrepo
 from envctl.canary import (
     EVIDENCE_KIND,
     CanaryError,
@@ -37,9 +36,9 @@ from envctl.canary import (
     sha256_file,
     summarize,
 )
+from envctl.ci.records import RecordError, records
 
 USER_AGENT = "envctl-ci-canary/1"
-RECORD_PREFIX = "refs/tags/deploy"
 # What a refused feed looks like: the candidate rejected a feed the baseline accepted.
 REFUSED = {400, 413, 422}
 
@@ -56,49 +55,21 @@ class Baseline:
         return f"canary outputs stored with {self.tag}"
 
 
-def _records(repo: Path, env: str) -> list[tuple[str, str]]:
-    """(tag, message) of ENV's deploy records, newest first (the names sort by time)."""
-    out = gitrepo.git(
-        repo,
-        "for-each-ref",
-        "--sort=-refname",
-        "--format=%(refname:strip=2)%00%(contents)%00%00",
-        f"{RECORD_PREFIX}/{env}/",
-    )
-    found = []
-    for entry in out.split("\0\0"):
-        name, _, message = entry.strip("\n").partition("\0")
-        if name:
-            found.append((name, message))
-    return found
-
-
-def _json_of(message: str) -> Any:
-    """The record inside a tag message: the JSON object it holds (a signature or a
-    subject line around it is allowed)."""
-    start, end = message.find("{"), message.rfind("}")
-    if start < 0 or end < start:
-        raise ValueError("no JSON object")
-    return json.loads(message[start : end + 1])
-
-
 def previous_baseline(repo: Path, env: str) -> Baseline | None:
     """The canary evidence of ENV's newest succeeded deploy record that has one."""
-    for tag, message in _records(repo, env):
-        try:
-            record = _json_of(message)
-        except ValueError as exc:
-            raise CanaryError(f"{tag}: the deploy record is not JSON ({exc})") from None
-        if not isinstance(record, dict):
-            raise CanaryError(f"{tag}: the deploy record is not a JSON object")
-        if record.get("result") != "succeeded":
+    try:
+        found = records(repo, env)
+    except RecordError as exc:
+        raise CanaryError(str(exc)) from None
+    for record in found:
+        if record.result != "succeeded":
             continue
-        evidence = record.get("verification") or []
+        evidence = record.data.get("verification") or []
         if not isinstance(evidence, list):
-            raise CanaryError(f"{tag}: field 'verification' is not a list")
+            raise CanaryError(f"{record.tag}: field 'verification' is not a list")
         for i, item in enumerate(evidence):
             if isinstance(item, dict) and item.get("kind") == EVIDENCE_KIND:
-                return Baseline(tag, baseline_of(item, f"{tag}: verification[{i}]"))
+                return Baseline(record.tag, baseline_of(item, f"{record.tag}: verification[{i}]"))
     return None
 
 

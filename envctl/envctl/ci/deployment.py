@@ -16,6 +16,7 @@ from typing import Any
 
 from envctl import gitrepo
 from envctl.ci.github import GitHub
+from envctl.ci.records import Record, records
 
 STATES = {"succeeded": "success", "failed": "failure"}
 
@@ -46,6 +47,13 @@ def record_commit(repo: Path, tag: str, environment: str) -> str:
         return gitrepo.git(repo, "rev-parse", "--verify", f"refs/tags/{tag}^{{commit}}").strip()
     except Exception:
         raise ValueError(f"{tag}: no such tag in {repo} (run envctl record first)") from None
+
+
+def record_at(repo: Path, environment: str, rev: str = "HEAD") -> Record | None:
+    """ENV's newest deploy record on ``rev`` (the one this deploy just wrote), if any."""
+    commit = gitrepo.git(repo, "rev-parse", "--verify", f"{rev}^{{commit}}").strip()
+    found = records(repo, environment, points_at=commit)
+    return found[0] if found else None
 
 
 def mirror(
