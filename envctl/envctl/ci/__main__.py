@@ -630,7 +630,7 @@ def parser() -> argparse.ArgumentParser:
         "mirror ENV's deploy record TAG to GitHub Deployments (output: deployment_id)",
     )
     p.add_argument("env", metavar="ENV")
-    p.add_argument("--result", required=True, choices=sorted(deployment.STATES))
+    p.add_argument("--result", required=True, help="the record's result: succeeded or failed")
     p.add_argument("--record-tag", required=True, help="the record: deploy/ENV/<time>")
     p.add_argument("--run-url", help="link to the workflow run (the status's log URL)")
 
