@@ -284,10 +284,30 @@ def _rollout(args: argparse.Namespace) -> int:
     env = load_environment(root, args.env)
     rendered = json.loads(args.vars.read_text(encoding="utf-8"))
     args.workdir.mkdir(parents=True, exist_ok=True)
+    verify = None
+    if args.canary_report and canary.settings(env) is not None:
+        token = os.environ.get(args.token_env) or None
+
+        def verify(url: str) -> bool:
+            report = _run_canary(root, args.env, url, token, 300.0, None)
+            _canary_done(args.env, report, args.canary_report)
+            return report.ok
+
+        if not rollout.canary_reaches_pipeline(env):
+            raise ValueError(
+                f"{env.file}: the data canary cannot reach the new pipeline during this "
+                "rollout (roll the console out too)"
+            )
     results = rollout.execute(
-        env, rendered, args.stack, args.workdir, args.console_url, _smoke_with(args)
+        env,
+        rendered,
+        args.stack,
+        args.workdir,
+        args.console_url,
+        _smoke_with(args),
+        verify=verify,
     )
-    ok = bool(results) and all(r.report.ok for r in results)
+    ok = bool(results) and all(r.ok for r in results)
     text = "".join(
         f"step {r.step.index}: {r.step.describe()}\n{r.report.to_markdown()}\n" for r in results
     )
@@ -404,43 +424,52 @@ def _deployment(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _canary(args: argparse.Namespace) -> int:
-    root = _root(args)
-    env = load_environment(root, args.env)
+def _run_canary(
+    root: Path, name: str, url: str, token: str | None, timeout: float, baseline_path: Path | None
+) -> canary.Report:
+    """The data canary of environment ``name`` through the console at ``url``."""
+    env = load_environment(root, name)
     tolerance = canary.settings(env)
     if tolerance is None:
         raise ValueError(f"{env.file}: verification.canary is not set; nothing to run")
     for i, feed in enumerate(tolerance.feeds):
         if not (root / feed).is_file():
             raise ValueError(f"{env.file}: verification.canary.feeds[{i}]: {feed} does not exist")
-    if args.baseline:
-        baseline: canary_run.Baseline | None = canary_run.baseline_file(args.baseline)
+    if baseline_path:
+        baseline: canary_run.Baseline | None = canary_run.baseline_file(baseline_path)
     else:
-        baseline = canary_run.previous_baseline(root, args.env)
-    console = canary_run.Console(args.url, os.environ.get(args.token_env) or None, args.timeout)
+        baseline = canary_run.previous_baseline(root, name)
+    console = canary_run.Console(url, token, timeout)
     outputs = canary_run.run_feeds(console, root, tolerance.feeds)
     checks = canary.compare(baseline.outputs if baseline else None, outputs, tolerance)
     pipeline = env.image("pipeline").short() if "pipeline" in env.services else "?"
-    report = canary.Report(
-        args.env,
+    return canary.Report(
+        name,
         baseline.describe()
         if baseline
         else "none (no succeeded release of this environment ran it)",
-        f"pipeline {pipeline} through {args.url}",
+        f"pipeline {pipeline} through {url}",
         tolerance,
         outputs,
         checks,
     )
-    evidence = report.as_evidence()
-    if args.report:
+
+
+def _canary_done(name: str, report: canary.Report, path: Path | None) -> None:
+    if path:
         # Written whatever the result: envctl record --evidence stores it either way.
-        args.report.write_text(json.dumps(evidence, indent=2) + "\n", encoding="utf-8")
-    text = report.to_markdown()
-    add_summary(text)
-    set_output("ok", "true" if report.ok else "false")
-    _emit(args, evidence, text)
+        path.write_text(json.dumps(report.as_evidence(), indent=2) + "\n", encoding="utf-8")
+    add_summary(report.to_markdown())
     if not report.ok:
-        sys.stderr.write(f"envctl.ci: the data canary of {args.env} disagrees with its baseline\n")
+        sys.stderr.write(f"envctl.ci: the data canary of {name} disagrees with its baseline\n")
+
+
+def _canary(args: argparse.Namespace) -> int:
+    token = os.environ.get(args.token_env) or None
+    report = _run_canary(_root(args), args.env, args.url, token, args.timeout, args.baseline)
+    _canary_done(args.env, report, args.report)
+    set_output("ok", "true" if report.ok else "false")
+    _emit(args, report.as_evidence(), report.to_markdown())
     return EXIT_OK if report.ok else EXIT_FAIL
 
 
@@ -573,6 +602,11 @@ def parser() -> argparse.ArgumentParser:
         type=Path,
         default=Path(os.environ.get("RUNNER_TEMP", ".")),
         help="where step variable files go",
+    )
+    p.add_argument(
+        "--canary-report",
+        type=Path,
+        help="run ENV's data canary at step 0 (before traffic) and write its evidence here",
     )
     smoke_flags(p)
 
