@@ -406,6 +406,7 @@ class Report:
         return {
             "kind": EVIDENCE_KIND,
             "ok": self.ok,
+            "declared": True,
             "environment": self.environment,
             "baseline": self.baseline,
             "candidate": self.candidate,
@@ -435,6 +436,20 @@ class Report:
             if len(c.differences) > 50:
                 lines.append(f"- … and {len(c.differences) - 50} more")
         return "\n".join(lines) + "\n"
+
+
+def not_declared(environment: str, file: str) -> dict[str, Any]:
+    """The evidence of an environment that declares no canary: nothing ran, nothing
+    disagreed, and the record says so (``declared: false``) rather than saying nothing."""
+    return {
+        "kind": EVIDENCE_KIND,
+        "ok": True,
+        "declared": False,
+        "environment": environment,
+        "detail": f"{file} declares no verification.canary: no reference feeds were run",
+        "checks": [],
+        "outputs": [],
+    }
 
 
 def baseline_of(evidence: Any, where: str) -> dict[str, FeedOutput]:

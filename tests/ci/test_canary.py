@@ -171,3 +171,19 @@ def test_an_unreachable_console_is_an_error_not_a_disagreement(
 def test_a_console_url_must_be_https_off_loopback() -> None:
     with pytest.raises(CanaryError, match="must be https://"):
         Console("http://console.example.org", None)
+
+
+def test_an_environment_without_a_canary_says_so_in_its_evidence(
+    repo: Path, edit_env: EditEnv, tmp_path: Path
+) -> None:
+    def drop(doc: Any) -> None:
+        del doc["verification"]
+
+    edit_env(repo, "dev", drop)
+    report = tmp_path / "canary.json"
+    assert run(repo, "canary", "dev", "--url", "http://127.0.0.1:9", "--report", str(report)) == 0
+    evidence = json.loads(report.read_text())
+    assert evidence["declared"] is False
+    assert evidence["checks"] == []
+    assert evidence["outputs"] == []
+    assert "declares no verification.canary" in evidence["detail"]

@@ -285,7 +285,9 @@ def _rollout(args: argparse.Namespace) -> int:
     rendered = json.loads(args.vars.read_text(encoding="utf-8"))
     args.workdir.mkdir(parents=True, exist_ok=True)
     verify = None
-    if args.canary_report and canary.settings(env) is not None:
+    if args.canary_report and canary.settings(env) is None:
+        _no_canary(args.env, env.file, args.canary_report)
+    elif args.canary_report:
         token = os.environ.get(args.token_env) or None
 
         def verify(url: str) -> bool:
@@ -464,7 +466,21 @@ def _canary_done(name: str, report: canary.Report, path: Path | None) -> None:
         sys.stderr.write(f"envctl.ci: the data canary of {name} disagrees with its baseline\n")
 
 
+def _no_canary(name: str, env_file: str, path: Path | None) -> dict[str, Any]:
+    evidence = canary.not_declared(name, env_file)
+    if path:
+        path.write_text(json.dumps(evidence, indent=2) + "\n", encoding="utf-8")
+    add_summary(f"➖ {evidence['detail']}")
+    return evidence
+
+
 def _canary(args: argparse.Namespace) -> int:
+    env = load_environment(_root(args), args.env)
+    if canary.settings(env) is None:
+        evidence = _no_canary(args.env, env.file, args.report)
+        set_output("ok", "true")
+        _emit(args, evidence, str(evidence["detail"]))
+        return EXIT_OK
     token = os.environ.get(args.token_env) or None
     report = _run_canary(_root(args), args.env, args.url, token, args.timeout, args.baseline)
     _canary_done(args.env, report, args.report)
