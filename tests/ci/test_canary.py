@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -187,3 +189,61 @@ def test_an_environment_without_a_canary_says_so_in_its_evidence(
     assert evidence["checks"] == []
     assert evidence["outputs"] == []
     assert "declares no verification.canary" in evidence["detail"]
+
+
+class Answers:
+    """A loopback HTTP server answering POST /api/runs from a list, one per request."""
+
+    def __init__(self, answers: list[tuple[int, dict[str, Any]]]) -> None:
+        self.answers = answers
+        self.seen = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                status, body = outer.answers[min(outer.seen, len(outer.answers) - 1)]
+                outer.seen += 1
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def error(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def test_a_busy_pipeline_is_retried_then_reported_as_an_error(repo: Path) -> None:
+    busy = Answers([(429, error("RESOURCE_EXHAUSTED", "not enough memory free for this run now"))])
+    try:
+        console = Console(busy.url, None, timeout=10, retry_wait=0)
+        with pytest.raises(CanaryError, match="HTTP 429 RESOURCE_EXHAUSTED: not enough memory"):
+            console.run(repo / FEED)
+        assert busy.seen == 3
+    finally:
+        busy.close()
+
+
+def test_a_feed_the_candidate_refuses_is_a_disagreement(repo: Path) -> None:
+    refusing = Answers([(400, error("INVALID_ARGUMENT", "stops.txt is missing"))])
+    try:
+        found = Console(refusing.url, None, timeout=10, retry_wait=0).run(repo / FEED)
+    finally:
+        refusing.close()
+    assert found.status == "refused"
+    assert found.error == "HTTP 400 INVALID_ARGUMENT: stops.txt is missing"
+    assert refusing.seen == 1

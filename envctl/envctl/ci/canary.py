@@ -22,7 +22,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,8 @@ from envctl.ci.records import RecordError, records
 USER_AGENT = "envctl-ci-canary/1"
 # What a refused feed looks like: the candidate rejected a feed the baseline accepted.
 REFUSED = {400, 413, 422}
+BUSY = {429, 503}
+RETRIES = 3
 
 
 # --- the baseline from the deploy records ------------------------------------------------
@@ -87,9 +89,6 @@ def baseline_file(path: Path) -> Baseline:
 # --- one feed through the console ------------------------------------------------------
 
 
-Send = Callable[[urllib.request.Request, float], tuple[int, bytes]]
-
-
 def _send(request: urllib.request.Request, timeout: float) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(request, timeout=timeout) as reply:  # noqa: S310 (checked)
@@ -113,7 +112,7 @@ class Console:
     """The console's run API at ``url``, with a Google ID token when one is given."""
 
     def __init__(
-        self, url: str, token: str | None, timeout: float = 300.0, send: Send = _send
+        self, url: str, token: str | None, timeout: float = 300.0, retry_wait: float = 5.0
     ) -> None:
         parts = urllib.parse.urlsplit(url)
         loopback = parts.hostname in {"127.0.0.1", "::1", "localhost"}
@@ -122,7 +121,7 @@ class Console:
         self.url = url.rstrip("/")
         self.token = token
         self.timeout = timeout
-        self._send = send
+        self.retry_wait = retry_wait
 
     def _request(
         self, method: str, path: str, data: bytes | None = None, content_type: str = ""
@@ -133,12 +132,12 @@ class Console:
             request.add_header("Content-Type", content_type)
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
-        status, body = self._send(request, self.timeout)
+        status, body = _send(request, self.timeout)
         if status in {401, 403}:
             raise CanaryError(f"{method} {path}: {_error_text(status, body)} (the ID token)")
         return status, body
 
-    def _json(self, method: str, path: str, status: int, body: bytes) -> dict[str, Any]:
+    def _json(self, method: str, path: str, body: bytes) -> dict[str, Any]:
         try:
             value = json.loads(body)
         except ValueError:
@@ -159,14 +158,20 @@ class Console:
             + feed.read_bytes()
             + f"\r\n--{boundary}--\r\n".encode()
         )
-        status, raw = self._request(
-            "POST", "/api/runs", body, f"multipart/form-data; boundary={boundary}"
-        )
+        for attempt in range(1, RETRIES + 1):
+            status, raw = self._request(
+                "POST", "/api/runs", body, f"multipart/form-data; boundary={boundary}"
+            )
+            # Busy (429: no memory free for a run now; 503: no instance ready): the
+            # pipeline says to try again, which is not a disagreement.
+            if status not in BUSY or attempt == RETRIES:
+                break
+            time.sleep(self.retry_wait * attempt)
         if status in REFUSED:
             return summarize(feed.name, digest, "refused", _error_text(status, raw), [], None)
         if status != 201:
             raise CanaryError(f"POST /api/runs ({feed.name}): {_error_text(status, raw)}")
-        run = self._json("POST", "/api/runs", status, raw)
+        run = self._json("POST", "/api/runs", raw)
         deadline = time.monotonic() + self.timeout
         while run.get("status") == "running":
             if time.monotonic() > deadline:
@@ -176,7 +181,7 @@ class Console:
             status, raw = self._request("GET", path)
             if status != 200:
                 raise CanaryError(f"GET {path}: {_error_text(status, raw)}")
-            run = self._json("GET", path, status, raw)
+            run = self._json("GET", path, raw)
         steps = [
             StepOutcome(str(s["step_name"]), str(s["status"]), str(s.get("error") or ""))
             for s in run.get("step_results") or []
