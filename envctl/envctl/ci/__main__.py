@@ -460,6 +460,7 @@ def _run_canary(
 def _canary_done(name: str, report: canary.Report, path: Path | None) -> None:
     if path:
         # Written whatever the result: envctl record --evidence stores it either way.
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(report.as_evidence(), indent=2) + "\n", encoding="utf-8")
     add_summary(report.to_markdown())
     if not report.ok:
@@ -469,6 +470,7 @@ def _canary_done(name: str, report: canary.Report, path: Path | None) -> None:
 def _no_canary(name: str, env_file: str, path: Path | None) -> dict[str, Any]:
     evidence = canary.not_declared(name, env_file)
     if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(evidence, indent=2) + "\n", encoding="utf-8")
     add_summary(f"➖ {evidence['detail']}")
     return evidence
