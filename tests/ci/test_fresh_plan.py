@@ -109,3 +109,28 @@ def test_a_missing_verdict_is_an_error_not_a_silent_pass(
     verdict(tmp_path, "dev", plan(image_update()), plan(image_update()), "42")
     assert main(["fresh-plans", str(tmp_path / "verdicts"), "--expect", '["dev", "prod"]']) == 1
     assert "no plan verdict for prod" in capsys.readouterr().err
+
+
+def test_a_dispatch_goes_through_approval_and_is_compared_again_before_apply(
+    tmp_path: Path, outputs: Path, http_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deploy workflow's calls in order, for a push that came from no planned PR."""
+    from .fake_github import REPO, FakeGitHub
+
+    fake = FakeGitHub()
+    monkeypatch.setenv("GITHUB_REPOSITORY", REPO)
+    monkeypatch.setenv("GITHUB_TOKEN", "t0ken")
+    monkeypatch.setenv("GITHUB_API_URL", http_server(fake.route).url)
+    assert main(["reviewed-run", "--sha", "1" * 40, "--optional"]) == 0
+    assert "run_id=\n" in outputs.read_text()  # nothing was reviewed: not a refusal
+    planned = write(tmp_path / "plan-job" / "plan.json", plan(image_update()))
+    verdict_file = tmp_path / "artifacts" / "deploy-plan-prod" / "verdict.json"
+    args = ["plan-verdict", "prod", "--current", str(planned), "--reviewed", "reviewed/plan.json"]
+    assert main([*args, "--reviewed-run", "", "--out", str(verdict_file)]) == 0
+    assert main(["fresh-plans", str(tmp_path / "artifacts"), "--expect", '["prod"]']) == 0
+    assert "any=true" in outputs.read_text()  # the fresh-plan job waits for a person
+    # After approval the deploy job plans again and applies only the approved plan.
+    same = write(tmp_path / "deploy-job" / "same.json", plan(image_update()))
+    moved = write(tmp_path / "deploy-job" / "moved.json", plan(image_update("r/c@sha256:x")))
+    assert main(["plan-check", str(planned), str(same)]) == 0
+    assert main(["plan-check", str(planned), str(moved)]) == 1
