@@ -433,6 +433,35 @@ def _registry_in_project(env: Environment) -> Iterator[Problem]:
         )
 
 
+# Environments whose deploys must prove the pipeline with the data canary, and why.
+CANARY_REQUIRED = {"prod": "riders get prod's feeds: a step that drops rows must never reach them"}
+
+
+@rule("canary-required")
+def _canary_required(env: Environment) -> Iterator[Problem]:
+    """prod declares the data canary (verification.canary) when it runs a pipeline."""
+    why = CANARY_REQUIRED.get(env.name)
+    canary = (env.data.get("verification") or {}).get("canary")
+    if why and env.is_cloud and "pipeline" in env.services and not canary:
+        yield env.problem(
+            ("verification",),
+            f"{env.name} declares verification.canary (reference feeds and row tolerance): {why}",
+        )
+
+
+@rule("canary-tolerance")
+def _canary_tolerance(env: Environment) -> Iterator[Problem]:
+    """A per-file tolerance names a file once and says something the default does not."""
+    rows = ((env.data.get("verification") or {}).get("canary") or {}).get("rows") or {}
+    default = rows.get("default_percent", 0)
+    for name, percent in (rows.get("files") or {}).items():
+        if percent == default:
+            yield env.problem(
+                ("verification", "canary", "rows", "files", name),
+                f"equals default_percent ({default:g}); drop it or say why it differs",
+            )
+
+
 @rule("freeze-windows")
 def _freeze_windows(env: Environment) -> Iterator[Problem]:
     for i, window in enumerate(env.data.get("freeze", [])):

@@ -113,7 +113,7 @@ def http_server() -> Iterator[Callable[[Route], FakeServer]]:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = do_PATCH = _answer
+            do_GET = do_POST = do_PATCH = do_DELETE = _answer
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet test output
                 pass

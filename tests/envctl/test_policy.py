@@ -93,6 +93,22 @@ CASES: list[tuple[str, str, str, list[Edit], str, str]] = [
         "password inside a URL",
     ),
     (
+        "canary-required",
+        "prod-without-canary",
+        "prod",
+        [("drop", "verification")],
+        "verification",
+        "declares verification.canary",
+    ),
+    (
+        "canary-tolerance",
+        "same-as-default",
+        "staging",
+        [("put", "verification.canary.rows.files", {"stop_times.txt": 0})],
+        'verification.canary.rows.files["stop_times.txt"]',
+        "equals default_percent",
+    ),
+    (
         "warm-instance",
         "prod-pipeline",
         "prod",

@@ -144,8 +144,11 @@ def test_write_scopes_only_where_they_are_used(workflows: Workflows) -> None:
         perms = job["permissions"]
         text = "\n".join(s.get("run", "") for s in job.get("steps", []))
         if perms.get("pull-requests") == "write":
-            assert "pr-comment" in text, f"{name}: {job_id}"
+            # PR comments: the plan comment, and the lock claims it carries.
+            assert any(c in text for c in ("pr-comment", "envctl.ci lock")), f"{name}: {job_id}"
             assert "--pr" in text, f"{name}: {job_id}"
+        if perms.get("deployments") == "write":
+            assert "envctl.ci deployment" in text, f"{name}: {job_id}"
         if perms.get("issues") == "write":
             assert "--sync" in text, f"{name}: {job_id}"
         assert perms.get("contents") in {None, "read"}, f"{name}: {job_id}: contents: write"
@@ -225,7 +228,8 @@ def test_prod_is_deployable_only_through_its_environment(workflows: Workflows) -
 
 
 def test_deploy_refuses_unreviewed_plans_and_frozen_windows(workflows: Workflows) -> None:
-    runs = [s.get("run", "") for s in workflows["deploy.yml"]["jobs"]["deploy"]["steps"]]
+    steps = workflows["deploy.yml"]["jobs"]["deploy"]["steps"]
+    runs = [s.get("run", "") for s in steps]
     order = [
         next(i for i, r in enumerate(runs) if marker in r)
         for marker in (
@@ -233,9 +237,48 @@ def test_deploy_refuses_unreviewed_plans_and_frozen_windows(workflows: Workflows
             "envctl.ci plan-check",
             "apply -input=false",
             "envctl.ci smoke",
+            "envctl.ci canary",
+            "envctl.ci record-tag",
+            "envctl.ci deployment",
         )
     ]
     assert order == sorted(order)
+    # The comparison is never skipped: not for a push, not for workflow_dispatch.
+    check = next(s for s in steps if "envctl.ci plan-check" in s.get("run", ""))
+    assert "if" not in check
+
+
+def test_a_fresh_plan_waits_for_a_person_in_the_fresh_plan_environment(
+    workflows: Workflows,
+) -> None:
+    deploy = workflows["deploy.yml"]["jobs"]
+    assert deploy["fresh-plan"]["environment"]["name"] == "fresh-plan"
+    assert deploy["fresh-plan"]["if"] == "needs.fresh-plans.outputs.any == 'true'"
+    assert set(deploy["deploy"]["needs"]) >= {"fresh-plans", "fresh-plan"}
+    # The deploy goes on only after an approval, or when nothing needed one.
+    assert (
+        "needs.fresh-plan.result == 'success' || needs.fresh-plan.result == 'skipped'"
+        in (deploy["deploy"]["if"])
+    )
+    # The plan judged fresh or reviewed is made with the read-only plan identity.
+    auth = next(
+        s for s in deploy["plan"]["steps"] if "google-github-actions/auth" in s.get("uses", "")
+    )
+    assert auth["with"]["service_account"] == "${{ vars.PLAN_SA }}"
+    runs = [s.get("run", "") for s in deploy["plan"]["steps"]]
+    assert any("envctl.ci plan-verdict" in r for r in runs)
+    # The fresh-plan environment holds no secrets: nothing in its job asks for one.
+    assert "secrets." not in str(deploy["fresh-plan"])
+
+
+def test_every_plan_on_a_pr_takes_the_environment_lock_first(workflows: Workflows) -> None:
+    plan = workflows["plan.yml"]["jobs"]
+    runs = [s.get("run", "") for s in plan["plan"]["steps"]]
+    lock = next(i for i, r in enumerate(runs) if "python -m envctl.ci lock " in r)
+    tofu = next(i for i, r in enumerate(runs) if "tofu -chdir" in r and " plan " in r)
+    assert lock < tofu
+    release = [s.get("run", "") for s in plan["changes"]["steps"]]
+    assert any("envctl.ci lock-release" in r for r in release)
 
 
 # --- every envctl and envctl.ci call is a real command with real flags ----------------
@@ -309,6 +352,13 @@ def test_every_envctl_ci_call_exists(workflows: Workflows) -> None:
         "publish",
         "copy-images",
         "reviewed-run",
+        "lock",
+        "lock-release",
+        "plan-verdict",
+        "fresh-plans",
+        "canary",
+        "record-tag",
+        "deployment",
     } <= used
 
 

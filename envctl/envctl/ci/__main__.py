@@ -6,6 +6,8 @@
     smoke ENV --url URL               smoke check of ENV's console (token from $SMOKE_ID_TOKEN)
     plan-summary PLAN_JSON            what a plan does, as markdown
     plan-check REVIEWED CURRENT       refuse when the plan changed since review
+    plan-verdict ENV --current F      is the deploy's plan the reviewed one? (else: fresh)
+    fresh-plans DIR                   the fresh plans a person must approve (from verdicts)
     pr-comment ENV --diff F --plan F  the PR comment (``--pr N`` posts it, edited in place)
     reviewed-run --sha SHA            the plan.yml run that planned the PR merged as SHA
     drift ENV --exitcode N            drift report (``--sync`` opens/updates/closes the issue)
@@ -16,6 +18,12 @@
     registry ENV                      ENV's registry and its host (for docker/crane login)
     copy-images ENV                   copy ENV's images into its registry by digest
     smoke-failures DIR                environments whose smoke check failed (from artifacts)
+    lock ENV --pr N --commit SHA      claim ENV for PR N; refuse when another open PR holds it
+    lock-release --pr N --keep JSON   release N's locks of environments it no longer changes
+    record-tag ENV                    ENV's newest deploy record on HEAD (outputs: tag, result)
+    deployment ENV --result R --record-tag TAG   mirror a deploy record to GitHub Deployments
+    canary ENV --url URL              the reference feeds through the new pipeline, compared
+                                      with the last succeeded release's canary outputs
 
 Results go to stdout (``--json`` for JSON) and, inside GitHub Actions, to step outputs
 named in each command's help. Exit status: 0 ok, 1 failure or refusal (one line per
@@ -32,7 +40,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from envctl.ci import changed, drift, gate, images, plan, rollout
+from envctl import canary
+from envctl.ci import canary as canary_run
+from envctl.ci import changed, deployment, drift, freshplan, gate, images, lock, plan, rollout
 from envctl.ci.comment import load_diff, marker, plan_comment
 from envctl.ci.github import GitHub, GitHubError
 from envctl.ci.outputs import add_summary, set_output
@@ -149,11 +159,44 @@ def _plan_check(args: argparse.Namespace) -> int:
     if found:
         lines = ["the plan changed since it was reviewed on the pull request; refusing to apply:"]
         lines += [f"  {d}" for d in found]
-        lines.append("re-run plan.yml on a new PR (or dispatch deploy.yml) to review it again")
+        lines.append(
+            "re-run deploy.yml: it plans again and asks for approval of the fresh plan "
+            "(the fresh-plan environment)"
+        )
         sys.stderr.write("\n".join(lines) + "\n")
         add_summary("⛔ " + "\n".join(lines))
     _emit(args, {"same": not found, "differences": found}, "" if found else "same plan as reviewed")
     return EXIT_FAIL if found else EXIT_OK
+
+
+def _plan_verdict(args: argparse.Namespace) -> int:
+    # No reviewed run (dispatch, or a push from no planned PR): nothing was reviewed.
+    reviewed = args.reviewed if args.reviewed_run.strip() else None
+    found = freshplan.verdict(args.env, args.current, reviewed)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(found.as_dict(), indent=2) + "\n", encoding="utf-8")
+    set_output("fresh", "true" if found.fresh else "false")
+    text = found.to_markdown()
+    add_summary(text)
+    _emit(args, found.as_dict(), text)
+    return EXIT_OK
+
+
+def _fresh_plans(args: argparse.Namespace) -> int:
+    verdicts = freshplan.load_verdicts(args.dir)
+    if args.expect:
+        expected = json.loads(args.expect)
+        missing = sorted(set(expected) - {v.environment for v in verdicts})
+        if missing:
+            raise ValueError(f"{args.dir}: no plan verdict for {', '.join(missing)}")
+    fresh = [v.environment for v in verdicts if v.fresh]
+    set_output("any", "true" if fresh else "false")
+    set_output("environments", json.dumps(fresh))
+    text = freshplan.fresh_summary(verdicts)
+    add_summary(text)
+    _emit(args, [v.as_dict() for v in verdicts], text)
+    return EXIT_OK
 
 
 def _pr_comment(args: argparse.Namespace) -> int:
@@ -176,6 +219,13 @@ def _pr_comment(args: argparse.Namespace) -> int:
 
 def _reviewed_run(args: argparse.Namespace) -> int:
     found = GitHub.from_env().reviewed_run(args.sha, args.workflow)
+    if found is None and args.optional:
+        set_output("run_id", "")
+        set_output("pull_request", "")
+        text = f"{args.sha[:12]}: no reviewed plan; every plan goes to the fresh-plan approval"
+        add_summary(text)
+        _emit(args, None, text)
+        return EXIT_OK
     if found is None:
         sys.stderr.write(
             f"envctl.ci: {args.sha[:12]} has no successful {args.workflow} run of a merged pull "
@@ -234,10 +284,32 @@ def _rollout(args: argparse.Namespace) -> int:
     env = load_environment(root, args.env)
     rendered = json.loads(args.vars.read_text(encoding="utf-8"))
     args.workdir.mkdir(parents=True, exist_ok=True)
+    verify = None
+    if args.canary_report and canary.settings(env) is None:
+        _no_canary(args.env, env.file, args.canary_report)
+    elif args.canary_report:
+        token = os.environ.get(args.token_env) or None
+
+        def verify(url: str) -> bool:
+            report = _run_canary(root, args.env, url, token, 300.0, None)
+            _canary_done(args.env, report, args.canary_report)
+            return report.ok
+
+        if not rollout.canary_reaches_pipeline(env):
+            raise ValueError(
+                f"{env.file}: the data canary cannot reach the new pipeline during this "
+                "rollout (roll the console out too)"
+            )
     results = rollout.execute(
-        env, rendered, args.stack, args.workdir, args.console_url, _smoke_with(args)
+        env,
+        rendered,
+        args.stack,
+        args.workdir,
+        args.console_url,
+        _smoke_with(args),
+        verify=verify,
     )
-    ok = bool(results) and all(r.report.ok for r in results)
+    ok = bool(results) and all(r.ok for r in results)
     text = "".join(
         f"step {r.step.index}: {r.step.describe()}\n{r.report.to_markdown()}\n" for r in results
     )
@@ -303,6 +375,120 @@ def _smoke_failures(args: argparse.Namespace) -> int:
     set_output("environment", names[0] if names else "")
     _emit(args, names, json.dumps(names))
     return EXIT_OK
+
+
+def _lock(args: argparse.Namespace) -> int:
+    gh = GitHub.from_env()
+    decision = lock.acquire(gh, args.env, args.pr, args.commit, args.bot, args.settle)
+    set_output("held", "true" if decision.held else "false")
+    set_output("holder", str(decision.holder.pull_request))
+    if not decision.held:
+        body = lock.refused_comment(decision, args.commit, args.run_url)
+        gh.upsert_comment(args.pr, marker("plan", args.env), body)
+        sys.stderr.write(f"envctl.ci: {decision.message()}\n")
+        add_summary(f"🔒 {decision.message()}")
+    _emit(args, decision.as_dict(), decision.message())
+    return EXIT_OK if decision.held else EXIT_FAIL
+
+
+def _lock_release(args: argparse.Namespace) -> int:
+    keep = json.loads(args.keep or "[]")
+    if not isinstance(keep, list) or not all(isinstance(k, str) for k in keep):
+        raise ValueError(f"--keep {args.keep!r}: expected a JSON list of environment names")
+    released = lock.release(GitHub.from_env(), args.pr, keep, args.bot)
+    set_output("released", json.dumps(released))
+    _emit(args, released, "released: " + (", ".join(released) or "nothing"))
+    return EXIT_OK
+
+
+def _record_tag(args: argparse.Namespace) -> int:
+    found = deployment.record_at(_root(args), args.env, args.rev)
+    set_output("tag", found.tag if found else "")
+    set_output("result", found.result if found else "")
+    value = {"tag": found.tag, "result": found.result} if found else None
+    _emit(
+        args,
+        value,
+        f"{found.tag} {found.result}" if found else f"no record of {args.env} on {args.rev}",
+    )
+    return EXIT_OK
+
+
+def _deployment(args: argparse.Namespace) -> int:
+    sha = deployment.record_commit(_root(args), args.record_tag, args.env)
+    done = deployment.mirror(
+        GitHub.from_env(), args.env, sha, args.record_tag, args.result, args.run_url
+    )
+    set_output("deployment_id", str(done.deployment_id))
+    what = "created" if done.created else "already there"
+    status = f"status {done.status} " + ("added" if done.status_added else "already set")
+    _emit(args, done.as_dict(), f"deployment {done.deployment_id} {what}; {status}")
+    return EXIT_OK
+
+
+def _run_canary(
+    root: Path, name: str, url: str, token: str | None, timeout: float, baseline_path: Path | None
+) -> canary.Report:
+    """The data canary of environment ``name`` through the console at ``url``."""
+    env = load_environment(root, name)
+    tolerance = canary.settings(env)
+    if tolerance is None:
+        raise ValueError(f"{env.file}: verification.canary is not set; nothing to run")
+    for i, feed in enumerate(tolerance.feeds):
+        if not (root / feed).is_file():
+            raise ValueError(f"{env.file}: verification.canary.feeds[{i}]: {feed} does not exist")
+    if baseline_path:
+        baseline: canary_run.Baseline | None = canary_run.baseline_file(baseline_path)
+    else:
+        baseline = canary_run.previous_baseline(root, name)
+    console = canary_run.Console(url, token, timeout)
+    outputs = canary_run.run_feeds(console, root, tolerance.feeds)
+    checks = canary.compare(baseline.outputs if baseline else None, outputs, tolerance)
+    pipeline = env.image("pipeline").short() if "pipeline" in env.services else "?"
+    return canary.Report(
+        name,
+        baseline.describe()
+        if baseline
+        else "none (no succeeded release of this environment ran it)",
+        f"pipeline {pipeline} through {url}",
+        tolerance,
+        outputs,
+        checks,
+    )
+
+
+def _canary_done(name: str, report: canary.Report, path: Path | None) -> None:
+    if path:
+        # Written whatever the result: envctl record --evidence stores it either way.
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report.as_evidence(), indent=2) + "\n", encoding="utf-8")
+    add_summary(report.to_markdown())
+    if not report.ok:
+        sys.stderr.write(f"envctl.ci: the data canary of {name} disagrees with its baseline\n")
+
+
+def _no_canary(name: str, env_file: str, path: Path | None) -> dict[str, Any]:
+    evidence = canary.not_declared(name, env_file)
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(evidence, indent=2) + "\n", encoding="utf-8")
+    add_summary(f"➖ {evidence['detail']}")
+    return evidence
+
+
+def _canary(args: argparse.Namespace) -> int:
+    env = load_environment(_root(args), args.env)
+    if canary.settings(env) is None:
+        evidence = _no_canary(args.env, env.file, args.report)
+        set_output("ok", "true")
+        _emit(args, evidence, str(evidence["detail"]))
+        return EXIT_OK
+    token = os.environ.get(args.token_env) or None
+    report = _run_canary(_root(args), args.env, args.url, token, args.timeout, args.baseline)
+    _canary_done(args.env, report, args.report)
+    set_output("ok", "true" if report.ok else "false")
+    _emit(args, report.as_evidence(), report.to_markdown())
+    return EXIT_OK if report.ok else EXIT_FAIL
 
 
 def parser() -> argparse.ArgumentParser:
@@ -384,6 +570,30 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--sha", required=True)
     p.add_argument("--workflow", default="plan.yml")
+    p.add_argument(
+        "--optional",
+        action="store_true",
+        help="no reviewed run is not an error (empty outputs: the fresh-plan approval path)",
+    )
+
+    p = add(
+        "plan-verdict",
+        _plan_verdict,
+        "is CURRENT the plan reviewed for ENV? write a verdict (output: fresh)",
+    )
+    p.add_argument("env", metavar="ENV")
+    p.add_argument("--current", type=Path, required=True, help="tofu show -json of the plan")
+    p.add_argument("--reviewed", type=Path, required=True, help="where the reviewed plan's JSON is")
+    p.add_argument("--reviewed-run", default="", help="the plan.yml run it came from (empty: none)")
+    p.add_argument("--out", type=Path, help="write the verdict JSON here")
+
+    p = add(
+        "fresh-plans",
+        _fresh_plans,
+        "the fresh plans under DIR a person must approve (outputs: any, environments)",
+    )
+    p.add_argument("dir", type=Path, metavar="DIR")
+    p.add_argument("--expect", help="JSON list of environments that must each have a verdict")
 
     p = add(
         "drift", _drift, "drift report for ENV from tofu plan -detailed-exitcode (output: drift)"
@@ -410,6 +620,11 @@ def parser() -> argparse.ArgumentParser:
         type=Path,
         default=Path(os.environ.get("RUNNER_TEMP", ".")),
         help="where step variable files go",
+    )
+    p.add_argument(
+        "--canary-report",
+        type=Path,
+        help="run ENV's data canary at step 0 (before traffic) and write its evidence here",
     )
     smoke_flags(p)
 
@@ -438,6 +653,56 @@ def parser() -> argparse.ArgumentParser:
         "environments named in smoke reports under DIR (outputs: environments, environment)",
     )
     p.add_argument("dir", type=Path, metavar="DIR")
+
+    p = add("lock", _lock, "claim ENV for pull request N; exit 1 if another holds it (held)")
+    p.add_argument("env", metavar="ENV")
+    p.add_argument("--pr", type=int, required=True, help="the pull request being planned")
+    p.add_argument("--commit", required=True, help="the commit being planned")
+    p.add_argument("--run-url", help="link to the workflow run")
+    p.add_argument("--bot", default=lock.DEFAULT_BOT, help="login whose comments are claims")
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=lock.SETTLE_SECONDS,
+        help="seconds between the two reads of the claims (GitHub's listing lag)",
+    )
+
+    p = add("lock-release", _lock_release, "release PR N's locks it no longer needs (released)")
+    p.add_argument("--pr", type=int, required=True)
+    p.add_argument("--keep", required=True, help="JSON list: environments the PR still changes")
+    p.add_argument("--bot", default=lock.DEFAULT_BOT, help="login whose comments are claims")
+
+    p = add("record-tag", _record_tag, "ENV's newest deploy record on REV (outputs: tag, result)")
+    p.add_argument("env", metavar="ENV")
+    p.add_argument("--rev", default="HEAD", help="the deployed commit (default: HEAD)")
+
+    p = add(
+        "deployment",
+        _deployment,
+        "mirror ENV's deploy record TAG to GitHub Deployments (output: deployment_id)",
+    )
+    p.add_argument("env", metavar="ENV")
+    p.add_argument("--result", required=True, help="the record's result: succeeded or failed")
+    p.add_argument("--record-tag", required=True, help="the record: deploy/ENV/<time>")
+    p.add_argument("--run-url", help="link to the workflow run (the status's log URL)")
+
+    p = add(
+        "canary",
+        _canary,
+        "run ENV's reference feeds through the console at URL and compare (output: ok)",
+    )
+    p.add_argument("env", metavar="ENV")
+    p.add_argument("--url", required=True, help="the console URL reaching the new pipeline")
+    p.add_argument(
+        "--baseline", type=Path, help="canary evidence to compare with (default: the record)"
+    )
+    p.add_argument("--report", type=Path, help="write the JSON evidence here")
+    p.add_argument(
+        "--token-env",
+        default=TOKEN_VARIABLE,
+        help=f"variable holding the Google ID token (default: {TOKEN_VARIABLE})",
+    )
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per request")
     return top
 
 
