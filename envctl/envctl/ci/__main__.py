@@ -2,13 +2,14 @@
 
     environments [ENV...]             cloud environments (or just these), in promotion order
     changed --base REV [--head REV]   cloud environments base..head changes, in promotion order
-    gate ENV [--base REV]             may ENV be deployed now (freeze windows)?
+    gate ENV [--base REV]             may ENV be deployed now (freeze: known good or override)?
     smoke ENV --url URL               smoke check of ENV's console (token from $SMOKE_ID_TOKEN)
     plan-summary PLAN_JSON            what a plan does, as markdown
     plan-check REVIEWED CURRENT       refuse when the plan changed since review
     pr-comment ENV --diff F --plan F  the PR comment (``--pr N`` posts it, edited in place)
     reviewed-run --sha SHA            the plan.yml run that planned the PR merged as SHA
-    drift ENV --exitcode N            drift report (``--sync`` opens/updates/closes the issue)
+    drift ENV --exitcode N            drift report, or "pending" when the record shows HEAD's
+                                      release not deployed yet (``--sync``: the issue)
     rollout-steps ENV                 the gradual rollout's steps ([] when none is configured)
     rollout ENV --stack DIR --vars F --console-url URL   run those steps with smoke checks
     service-url --outputs F --service NAME               a URL from ``tofu output -json``
@@ -129,7 +130,8 @@ def _smoke_done(args: argparse.Namespace, value: Any, text: str, ok: bool) -> in
     set_output("ok", "true" if ok else "false")
     if args.report:
         # smoke-failures reads "environment" back from these files in a later job.
-        saved = {"environment": args.env, "ok": ok, "report": value}
+        # envctl record stores it as verification evidence, which needs a "kind".
+        saved = {"kind": "smoke", "environment": args.env, "ok": ok, "report": value}
         Path(args.report).write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
     _emit(args, value, text)
     if not ok:
@@ -206,15 +208,24 @@ def _drift(args: argparse.Namespace) -> int:
     data = plan.load_plan(args.plan) if args.exitcode == drift.DRIFTED else None
     if args.exitcode == drift.DRIFTED and data is None:
         raise ValueError("--plan is required when the exit code is 2")
-    report = drift.analyse(args.env, data, noise)
+    waiting = drift.pending(_root(args), args.env) if data is not None else None
+    report = drift.analyse(args.env, data, noise, waiting)
     value = report.as_dict()
     if args.sync:
         action, number = drift.sync(GitHub.from_env(), report, args.run_url)
         value["issue"] = {"action": action, "number": number}
         sys.stderr.write(f"drift issue for {args.env}: {action} {number or ''}\n".rstrip() + "\n")
     set_output("drift", "true" if report.has_drift else "false")
-    text = report.body(args.run_url) if report.has_drift else f"no drift in {args.env}"
-    add_summary(text if report.has_drift else f"✅ {text}")
+    set_output("pending", "true" if report.is_pending else "false")
+    if report.has_drift:
+        text = report.body(args.run_url)
+        add_summary(text)
+    elif report.is_pending:
+        text = report.pending_text()
+        add_summary(f"⏳ {text}")
+    else:
+        text = f"no drift in {args.env}"
+        add_summary(f"✅ {text}")
     _emit(args, value, text)
     return EXIT_OK
 
@@ -339,10 +350,15 @@ def parser() -> argparse.ArgumentParser:
     p = add(
         "gate",
         _gate,
-        "refuse to deploy ENV inside a freeze window unless it is a rollback (output: allowed)",
+        "refuse to deploy ENV inside a freeze window unless the file is a release recorded "
+        "succeeded there or carries an override in force (output: allowed)",
     )
     p.add_argument("env", metavar="ENV")
-    p.add_argument("--base", default="", help="revision the push started from (rollback detection)")
+    p.add_argument(
+        "--base",
+        default="",
+        help="revision the push started from (stack changes; default: the last deploy)",
+    )
     p.add_argument("--head", default="HEAD")
 
     def smoke_flags(p: argparse.ArgumentParser) -> None:
