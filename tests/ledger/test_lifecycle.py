@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from envctl.errors import EnvctlError
+from envctl.history import Ledger, ReleaseStatus
 
 from .world import Clone, World, build, built_commit, digest, edit, old_build, promote
 
@@ -49,7 +53,8 @@ def test_a_build_is_one_release_in_one_commit(world: World) -> None:
     assert work.git("rev-list", "--count", "origin/main..FETCH_HEAD").strip() == "1"
     before, after = world.merge(branch)
     [dev] = world.deploy(before, after)
-    assert dev.environment == "dev" and dev.record is not None
+    assert dev.environment == "dev"
+    assert dev.record is not None
     [newest, *_] = world.history("dev")
     assert newest["result"] == "succeeded"
     assert newest["images"]["pipeline"] == {"commit": commit, "digest": digest("pipeline", commit)}
@@ -74,13 +79,15 @@ def test_an_old_two_commit_build_never_offers_its_mixed_state(world: World) -> N
     bad = built_commit(world, "bad")
     world.ship("build-bad", old_build(bad), dev="failed")
     rolled = world.deploys[-1].rollback
-    assert rolled is not None and rolled.status == 0, rolled
+    assert rolled is not None
+    assert rolled.status == 0, rolled.err
     world.merge_rollback()
     history = world.history("dev")
     restored = history[0]["images"]
     assert restored["pipeline"] == {"commit": good, "digest": digest("pipeline", good)}
     assert restored["console"] == {"commit": good, "digest": digest("console", good)}
-    assert history[0]["result"] == "succeeded" and history[0]["restores"] is not None
+    assert history[0]["result"] == "succeeded"
+    assert history[0]["restores"] is not None
     mixed = [
         r for r in history
         if r["images"]["pipeline"]["commit"] == bad and r["images"]["console"]["commit"] == good
@@ -101,22 +108,15 @@ def test_to_never_matches_an_image_commit_or_several_releases(squash_world: Worl
     by_image = person.envctl("rollback", "prod", "--to", good[:12])
     assert by_image.status == 1
     assert "is not a release of prod" in by_image.err
-    releases = [r["release"] for r in world.history("dev")]
-    shared = _shared_prefix(releases)
-    if shared:  # two release ids starting alike: the prefix is refused, never guessed
-        many = person.envctl("rollback", "dev", "--to", shared)
-        assert many.status == 1 and "names 2 releases" in many.err
-
-
-def _shared_prefix(ids: list[str]) -> str | None:
-    for length in range(7, 12):
-        seen: dict[str, int] = {}
-        for i in ids:
-            seen[i[:length]] = seen.get(i[:length], 0) + 1
-        found = [p for p, n in seen.items() if n > 1]
-        if found:
-            return found[0]
-    return None
+    ledger = Ledger(person.path, "dev")
+    newest = ledger.statuses[0]
+    # A second release whose id starts with the same 7 digits (rare, so made here):
+    # the prefix is refused, never guessed.
+    twin = replace(newest.release, id=newest.id[:7] + "f" * 33)
+    ledger.statuses.append(ReleaseStatus(twin))
+    with pytest.raises(EnvctlError, match="names 2 releases of dev"):
+        ledger.find(newest.id[:7])
+    assert ledger.find(newest.id[:8] if newest.id[7] != "f" else newest.id).id == newest.id
 
 
 # --- promotion of verified releases only ----------------------------------------------------
@@ -195,10 +195,12 @@ def test_promote_after_a_soak(world: World) -> None:
     named = person.envctl(
         "promote", "staging", "prod", "--release", world.history("staging")[0]["release"]
     )
-    assert named.status == 1 and "soaking in staging until" in named.err
+    assert named.status == 1
+    assert "soaking in staging until" in named.err
     world.tick(25)
     [deployed] = world.ship("promote-prod-two", promote("staging", "prod"))
-    assert deployed.environment == "prod" and not deployed.refused
+    assert deployed.environment == "prod"
+    assert not deployed.refused
     assert world.history("prod")[0]["images"]["pipeline"]["commit"] == two
 
 
@@ -213,7 +215,8 @@ def test_nothing_deployed_upstream_refuses_with_reasons(squash_world: World) -> 
     assert "not deployed to dev yet" in refused.err
     world.deploy(before, after, dev="failed")
     refused = world.clone("person").envctl("promote", "dev", "staging")
-    assert refused.status == 1 and "failed in dev at" in refused.err
+    assert refused.status == 1
+    assert "failed in dev at" in refused.err
 
 
 def test_a_release_prod_rolled_back_is_not_offered_again(world: World) -> None:
@@ -234,7 +237,8 @@ def test_a_release_prod_rolled_back_is_not_offered_again(world: World) -> None:
     assert "prod rolled back release" in refused.err
     assert "--allow-rolled-back --reason TEXT" in refused.err
     no_reason = person.envctl("promote", "staging", "prod", "--allow-rolled-back")
-    assert no_reason.status == 1 and "needs --reason" in no_reason.err
+    assert no_reason.status == 1
+    assert "needs --reason" in no_reason.err
     forced = person.envctl(
         "promote",
         "staging",
@@ -267,12 +271,15 @@ def test_a_config_only_change_that_fails_is_undone_with_its_config(world: World)
         staging="failed",
     )
     rolled = world.deploys[-1].rollback
-    assert rolled is not None and rolled.status == 0, rolled.err
+    assert rolled is not None
+    assert rolled.status == 0, rolled.err
     world.merge_rollback()
     assert file_at_main(world, "staging") == good_file  # images and config, byte for byte
     [undo, bad, *_] = world.history("staging")
-    assert undo["restores"] is not None and undo["result"] == "succeeded"
-    assert bad["rolled_back_by"] == undo["release"] and bad["result"] == "failed"
+    assert undo["restores"] is not None
+    assert undo["result"] == "succeeded"
+    assert bad["rolled_back_by"] == undo["release"]
+    assert bad["result"] == "failed"
 
 
 def test_rollback_twice_in_a_row_goes_further_back(world: World) -> None:
@@ -333,7 +340,8 @@ def test_a_failed_first_deploy_has_nothing_to_roll_back_to(world: World) -> None
     rolled = world.deploys[-1].rollback
     assert rolled is not None
     assert rolled.status == 3
-    assert "nothing to roll back to" in rolled.err and "fix forward" in rolled.err
+    assert "nothing to roll back to" in rolled.err
+    assert "fix forward" in rolled.err
     assert world.pending_rollback is None
     assert file_at_main(world, "dev") != seed
 
@@ -386,7 +394,8 @@ def test_a_module_change_does_not_ride_a_rollback_through_a_freeze(squash_world:
 
     deployed = world.ship("both", both)
     prod = next(d for d in deployed if d.environment == "prod")
-    assert prod.refused and "modules/stack/main.tf changed as well" in prod.gate.err
+    assert prod.refused
+    assert "modules/stack/main.tf changed as well" in prod.gate.err
 
 
 def test_an_override_lets_a_change_through_and_is_shown(world: World) -> None:
@@ -434,7 +443,8 @@ def test_set_image_and_promote_follow_the_freeze(squash_world: World) -> None:
     world.ship("promote-two", promote("dev", "staging"))
     world.at(FRIDAY_AFTERNOON)
     refused = world.clone("person").envctl("promote", "staging", "prod")
-    assert refused.status == 1 and "promote refused" in refused.err
+    assert refused.status == 1
+    assert "promote refused" in refused.err
 
 
 # --- records in a clone -------------------------------------------------------------------
@@ -445,7 +455,8 @@ def test_a_clone_without_tags_promotes_nothing(squash_world: World) -> None:
     to_prod(world, "one")
     bare = world.clone("no-tags", tags=False)
     refused = bare.envctl("promote", "dev", "staging")
-    assert refused.status == 1 and "not deployed to dev yet" in refused.err
+    assert refused.status == 1
+    assert "not deployed to dev yet" in refused.err
     bare.git("fetch", "--quiet", "--tags", "origin")
     assert bare.envctl("promote", "dev", "staging").status == 0
 
@@ -479,7 +490,8 @@ def test_a_record_carries_the_release_and_its_evidence(squash_world: World, tmp_
     world.tick()
     made = world.record(runner, "dev", "succeeded", smoke)
     body = json.loads(runner.git("tag", "-l", "--format=%(contents)", made.out.strip()))
-    assert body["release"] == runner.head() and body["commit"] == runner.head()
+    assert body["release"] == runner.head()
+    assert body["commit"] == runner.head()
     assert body["verification"] == [{"kind": "smoke", "ok": True, "report": {}}]
     assert body["services"]["pipeline"] == {"commit": commit, "digest": digest("pipeline", commit)}
     assert body["time"] == "2026-06-10T10:03:00Z" or body["time"].startswith("2026-06-10T")
@@ -487,12 +499,14 @@ def test_a_record_carries_the_release_and_its_evidence(squash_world: World, tmp_
     failed.write_text(json.dumps({"kind": "data-canary", "ok": False}))
     world.tick()
     refused = runner.envctl("record", "dev", "--result", "succeeded", "--evidence", str(failed))
-    assert refused.status == 1 and "data-canary did not pass" in refused.err
+    assert refused.status == 1
+    assert "data-canary did not pass" in refused.err
     world.tick()
     bad = tmp_path / "bad.json"
     bad.write_text("[1, 2]")
     refused = runner.envctl("record", "dev", "--result", "failed", "--evidence", str(bad))
-    assert refused.status == 1 and "evidence must be a JSON object" in refused.err
+    assert refused.status == 1
+    assert "evidence must be a JSON object" in refused.err
     [dev, *_] = world.history("dev")
     assert dev["verified"] == ["smoke"]
 
@@ -528,4 +542,5 @@ def test_a_merged_change_not_yet_deployed_is_pending_not_drift(
     deployed = world.clone("drift").ci(
         "drift", "prod", "--exitcode", "2", "--plan", str(plan), "--json"
     )
-    assert deployed.json()["drift"] is True and deployed.json()["pending"] is None
+    assert deployed.json()["drift"] is True
+    assert deployed.json()["pending"] is None
