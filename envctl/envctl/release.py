@@ -244,7 +244,7 @@ def _last_known_good(ledger: Ledger, env: Environment, state: str) -> ReleaseSta
 
 def _not_a_rollback_target(status: ReleaseStatus, state: str, name: str) -> str | None:
     if status.release.state == state:
-        return f"it is what {name}'s file says now"
+        return None  # today's file already: the write finds nothing to commit
     if not status.succeeded:
         return f"not recorded as succeeded in {name} ({status.observed()})"
     if status.rolled_back_by:

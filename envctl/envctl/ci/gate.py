@@ -29,7 +29,7 @@ from envctl.clock import rfc3339
 from envctl.errors import EnvctlError
 from envctl.freeze import active_override, describe_override, open_window, window_end
 from envctl.history import Ledger, short
-from envctl.load import env_file, parse_environment
+from envctl.load import check_name, env_file, parse_environment
 from envctl.records import state_digest
 
 
@@ -54,9 +54,9 @@ class Decision:
 def decide(
     repo_root: Path, name: str, now: dt.datetime, base: str | None = None, head: str = "HEAD"
 ) -> Decision:
-    text = gitrepo.show(repo_root, head, env_file(name))
+    text = gitrepo.show(repo_root, head, env_file(check_name(name)))
     if text is None:
-        raise EnvctlError(f"{env_file(name)}: not in {head}")
+        raise EnvctlError(f"{env_file(name)}: no such environment at {head}")
     env = parse_environment(repo_root, name, text)
     found = open_window(env, now)
     if found is None:
