@@ -285,7 +285,16 @@ def test_every_envctl_call_exists(workflows: Workflows) -> None:
         except _Refused as exc:
             pytest.fail(f"{name}: {job_id}: envctl {' '.join(argv)}: {exc}")
     used = {argv[0] for _, _, argv in found}
-    assert {"set-image", "promote", "rollback", "diff", "render", "history", "validate"} <= used
+    assert {
+        "set-image",
+        "promote",
+        "rollback",
+        "diff",
+        "render",
+        "history",
+        "validate",
+        "record",
+    } <= used
 
 
 def test_every_envctl_ci_call_exists(workflows: Workflows) -> None:
@@ -308,6 +317,7 @@ def test_every_envctl_ci_call_exists(workflows: Workflows) -> None:
         "publish",
         "copy-images",
         "reviewed-run",
+        "failed",
     } <= used
 
 

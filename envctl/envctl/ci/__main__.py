@@ -16,6 +16,7 @@
     publish --env ENV                 push built images once per tag; read back digests
     registry ENV                      ENV's registry and its host (for docker/crane login)
     copy-images ENV                   copy ENV's images into its registry by digest
+    failed [--commit SHA]             environments whose newest deploy record at SHA is failed
     smoke-failures DIR                environments whose smoke check failed (from artifacts)
 
 Results go to stdout (``--json`` for JSON) and, inside GitHub Actions, to step outputs
@@ -33,6 +34,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from envctl import gitrepo
 from envctl.ci import changed, drift, gate, images, plan, rollout
 from envctl.ci.comment import load_diff, marker, plan_comment
 from envctl.ci.github import GitHub, GitHubError
@@ -41,6 +43,7 @@ from envctl.ci.smoke import SmokeReport, smoke
 from envctl.errors import EnvctlError
 from envctl.freeze import now_utc
 from envctl.load import find_repo_root, load_environment
+from envctl.records import read_records
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 TOKEN_VARIABLE = "SMOKE_ID_TOKEN"  # noqa: S105 (the name of a variable, not a token)
@@ -132,6 +135,7 @@ def _smoke_done(args: argparse.Namespace, value: Any, text: str, ok: bool) -> in
         # smoke-failures reads "environment" back from these files in a later job.
         # envctl record stores it as verification evidence, which needs a "kind".
         saved = {"kind": "smoke", "environment": args.env, "ok": ok, "report": value}
+        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
         Path(args.report).write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
     _emit(args, value, text)
     if not ok:
@@ -303,6 +307,21 @@ def _copy_images(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _failed(args: argparse.Namespace) -> int:
+    """Cloud environments whose newest deploy record, at ``--commit``, says failed."""
+    root = _root(args)
+    commit = gitrepo.git(root, "rev-parse", "--verify", f"{args.commit}^{{commit}}").strip()
+    names = []
+    for name in changed.cloud_environments(root):
+        found = read_records(root, name)
+        if found and found[0].commit == commit and not found[0].succeeded:
+            names.append(name)
+    set_output("environments", json.dumps(names))
+    set_output("environment", names[0] if names else "")
+    _emit(args, names, json.dumps(names))
+    return EXIT_OK
+
+
 def _smoke_failures(args: argparse.Namespace) -> int:
     names: list[str] = []
     for report in sorted(args.dir.rglob("*.json")) if args.dir.is_dir() else []:
@@ -447,6 +466,14 @@ def parser() -> argparse.ArgumentParser:
 
     p = add("copy-images", _copy_images, "copy ENV's images into its registry by digest")
     p.add_argument("env", metavar="ENV")
+
+    p = add(
+        "failed",
+        _failed,
+        "environments whose newest deploy record at COMMIT says failed "
+        "(outputs: environments, environment)",
+    )
+    p.add_argument("--commit", default="HEAD", help="the deployed main commit")
 
     p = add(
         "smoke-failures",
