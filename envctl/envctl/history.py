@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +131,7 @@ def releases(repo_root: Path, name: str, head: str = "HEAD") -> list[Release]:
             text = gitrepo.show(repo_root, entry.commit, path)
         except EnvctlError:
             text = None  # too big or not UTF-8 at that commit: it ran nothing we can name
-        data = _plain(text, f"{entry.commit}:{path}") if text is not None else None
+        data = _plain(text, path) if text is not None else None
         if data is None:
             previous = None  # deleted or unreadable: what follows is new again
             continue
@@ -252,7 +253,11 @@ def when(record: Record | None) -> dt.datetime | None:
     return record.time if record else None
 
 
+@lru_cache(maxsize=1024)
 def _plain(text: str, file: str) -> dict[str, Any] | None:
+    """The version ``text`` as plain data (None: not an environment). Cached by text:
+    most versions of a file recur in every command that reads the history, and the
+    result is only ever read."""
     try:
         data = to_plain(parse(text, file), file)
     except Exception:  # an old version that was never valid YAML ran nothing

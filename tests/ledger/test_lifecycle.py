@@ -122,8 +122,9 @@ def test_to_never_matches_an_image_commit_or_several_releases(squash_world: Worl
 # --- promotion of verified releases only ----------------------------------------------------
 
 
-def test_a_release_whose_staging_deploy_failed_is_not_promoted(world: World) -> None:
+def test_a_release_whose_staging_deploy_failed_is_not_promoted(squash_world: World) -> None:
     """Issue 12, bullet 2."""
+    world = squash_world
     to_prod(world, "good")
     bad = built_commit(world, "bad")
     world.ship("build-bad", build(bad))
@@ -170,7 +171,8 @@ def test_the_seed_files_validate_before_any_record_exists(squash_world: World) -
     assert checked.status == 0, checked.err
 
 
-def test_promote_after_a_soak(world: World) -> None:
+def test_promote_after_a_soak(squash_world: World) -> None:
+    world = squash_world
     to_prod(world, "one")
     world.tick(60)  # release one has soaked in staging for an hour
     prod = world.clone("soak")
@@ -331,9 +333,10 @@ def test_rollback_across_a_config_change_restores_the_whole_file(squash_world: W
     assert file_at_main(world, "dev") == before_config
 
 
-def test_a_failed_first_deploy_has_nothing_to_roll_back_to(world: World) -> None:
+def test_a_failed_first_deploy_has_nothing_to_roll_back_to(squash_world: World) -> None:
     """Issue 13, item 3: no rollback target before the first success; never the seed's
     placeholder digests."""
+    world = squash_world
     seed = file_at_main(world, "dev")
     commit = built_commit(world, "first")
     world.ship("build-first", build(commit), dev="failed")
@@ -398,7 +401,8 @@ def test_a_module_change_does_not_ride_a_rollback_through_a_freeze(squash_world:
     assert "modules/stack/main.tf changed as well" in prod.gate.err
 
 
-def test_an_override_lets_a_change_through_and_is_shown(world: World) -> None:
+def test_an_override_lets_a_change_through_and_is_shown(squash_world: World) -> None:
+    world = squash_world
     to_prod(world, "good")
     world.at(FRIDAY_AFTERNOON)
     expires = "2026-06-13T06:00:00Z"
