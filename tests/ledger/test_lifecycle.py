@@ -165,10 +165,24 @@ def test_validate_refuses_prod_images_staging_never_ran_well(squash_world: World
     assert person.envctl("validate", "staging").status == 0
 
 
-def test_the_seed_files_validate_before_any_record_exists(squash_world: World) -> None:
-    """A new project: no records anywhere, so nothing can be checked yet."""
-    checked = squash_world.clone("person").envctl("validate")
+def test_the_seed_files_validate_until_their_first_promotion(squash_world: World) -> None:
+    """A new project: before any record nothing can be checked; after staging's first
+    deploy, prod's untouched seed images do not fail every PR's validate, but any other
+    image in prod is checked."""
+    world = squash_world
+    assert world.clone("person").envctl("validate").status == 0
+    commit = built_commit(world, "first")
+    world.ship("build-first", build(commit))
+    world.tick(5)
+    world.ship("promote-staging", promote("dev", "staging"))
+    person = world.clone("person")
+    checked = person.envctl("validate")
     assert checked.status == 0, checked.err
+    person.edit("prod", lambda d: d["services"]["console"]["image"].update(commit=commit))
+    edited = person.envctl("validate", "prod", "--json")
+    assert edited.status == 1
+    [problem] = edited.json()["environments"]["prod"]["problems"]
+    assert problem["field"] == "services.console.image"
 
 
 def test_promote_after_a_soak(squash_world: World) -> None:
