@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -562,3 +563,93 @@ def test_a_merged_change_not_yet_deployed_is_pending_not_drift(
     )
     assert deployed.json()["drift"] is True
     assert deployed.json()["pending"] is None
+
+
+# --- a new environment, and two PRs to one environment --------------------------------
+
+
+def _add_qa(work: Clone) -> None:
+    staging = (work.path / "environments" / "staging.yaml").read_text()
+    qa = staging.replace("gtfs-gitops-staging", "gtfs-gitops-qa").replace(
+        "  from: dev\n", "  from: staging\n"
+    )
+    (work.path / "environments" / "qa.yaml").write_text(qa)
+    work.commit_all("qa: a new environment after staging")
+
+
+def test_a_new_environment_has_nothing_to_roll_back_to_until_it_succeeds(
+    squash_world: World,
+) -> None:
+    """Issue 13, item 3, for an environment added later: its first deploy fails."""
+    world = squash_world
+    to_prod(world, "good")
+    world.tick(5)
+    [qa] = world.ship("add-qa", _add_qa, qa="failed")
+    assert qa.environment == "qa"
+    assert qa.rollback is not None
+    assert qa.rollback.status == 3
+    assert "environments/qa.yaml: nothing to roll back to: no release of qa" in qa.rollback.err
+    world.tick(5)
+
+    def scale(n: int) -> Callable[[Clone], None]:
+        return edit(
+            "qa",
+            f"qa: console to {n}",
+            lambda d: d["services"]["console"]["scaling"].update(max_instances=n),
+        )
+
+    world.ship("qa-fix", scale(4))  # fixed forward: qa's first success
+    fixed = file_at_main(world, "qa")
+    world.tick(5)
+    [bad] = world.ship("qa-bad", scale(1), qa="failed")
+    assert bad.rollback is not None
+    assert bad.rollback.status == 0, bad.rollback.err
+    world.merge_rollback()
+    assert file_at_main(world, "qa") == fixed
+
+
+def test_two_prs_to_one_environment_deployed_once(world: World) -> None:
+    """Two merges whose first deploy never ran on its own (GitHub replaced the pending
+    job): the first is in history, never deployed, never a rollback target."""
+    to_prod(world, "good")
+    world.tick(5)
+    world.pull_request(
+        "console-6",
+        edit(
+            "prod",
+            "prod: console to 6",
+            lambda d: d["services"]["console"]["scaling"].update(max_instances=6),
+        ),
+    )
+    world.pull_request(
+        "pipeline-9",
+        edit(
+            "prod",
+            "prod: pipeline to 9",
+            lambda d: d["services"]["pipeline"]["scaling"].update(max_instances=9),
+        ),
+    )
+    first_before, _ = world.merge("console-6")
+    _, second_after = world.merge("pipeline-9")
+    [prod] = world.deploy(first_before, second_after)  # the one deploy that ran
+    assert not prod.refused
+    history = world.history("prod")
+    [second, first] = history[:2]
+    assert second["result"] == "succeeded"
+    assert first["result"] is None
+    world.tick(5)
+    world.ship(
+        "console-1",
+        edit(
+            "prod",
+            "prod: console to 1",
+            lambda d: d["services"]["console"]["scaling"].update(max_instances=1),
+        ),
+        prod="failed",
+    )
+    world.merge_rollback()
+    restored = world.history("prod")[0]
+    assert restored["restores"] == second["release"]
+    refused = world.clone("person").envctl("rollback", "prod", "--to", first["release"])
+    assert refused.status == 1
+    assert "not recorded as succeeded in prod (not deployed yet)" in refused.err
