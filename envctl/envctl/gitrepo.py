@@ -118,6 +118,31 @@ def show(repo_root: Path, commit: str, path: str) -> str | None:
     return decode(data, f"{commit}:{path}")
 
 
+def show_many(repo_root: Path, specs: list[tuple[str, str]]) -> list[bytes | None]:
+    """The bytes of each ``(commit, path)`` (None where it does not exist), read by one
+    ``git cat-file --batch``: a history of hundreds of versions costs one process, not
+    hundreds. Callers decode (``yamlio.decode``) each as ``show`` does."""
+    if not specs:
+        return []
+    stdin = "".join(f"{commit}:{path}\n" for commit, path in specs).encode()
+    out = git_bytes(repo_root, "cat-file", "--batch", stdin=stdin)
+    found: list[bytes | None] = []
+    at = 0
+    for _ in specs:
+        end = out.index(b"\n", at)
+        header = out[at:end].split()
+        at = end + 1
+        if len(header) != 3 or header[1] != b"blob":
+            found.append(None)  # "missing", or a tree where a file was expected
+            if len(header) == 3:  # an object of another type: skip its content too
+                at += int(header[2]) + 1
+            continue
+        size = int(header[2])
+        found.append(out[at : at + size])
+        at += size + 1  # the content, then a newline
+    return found
+
+
 @dataclass(frozen=True)
 class LogEntry:
     commit: str

@@ -32,7 +32,7 @@ from envctl.errors import EnvctlError
 from envctl.load import env_file
 from envctl.model import Image
 from envctl.records import Record, read_records, state_digest, warn
-from envctl.yamlio import parse, to_plain
+from envctl.yamlio import decode, parse, to_plain
 
 # Trailers envctl writes into its commits for people reading git log (never parsed).
 ACTION = "Envctl-Action"
@@ -126,9 +126,10 @@ def releases(repo_root: Path, name: str, head: str = "HEAD") -> list[Release]:
     entries = list(reversed(gitrepo.log(repo_root, path, head)))  # oldest first
     found: list[Release] = []
     previous: str | None = None
-    for entry in entries:
+    blobs = gitrepo.show_many(repo_root, [(e.commit, path) for e in entries])
+    for entry, blob in zip(entries, blobs, strict=True):
         try:
-            text = gitrepo.show(repo_root, entry.commit, path)
+            text = decode(blob, f"{entry.commit}:{path}") if blob is not None else None
         except EnvctlError:
             text = None  # too big or not UTF-8 at that commit: it ran nothing we can name
         data = _plain(text, path) if text is not None else None
