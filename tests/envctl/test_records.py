@@ -13,6 +13,8 @@ import pytest
 from envctl import records
 from envctl.ci.__main__ import main as ci_main
 from envctl.ci.drift import pending
+from envctl.errors import EnvctlError
+from envctl.history import Ledger
 from envctl.records import SCHEMA, RecordError, parse_record, read_records
 
 Cli = Callable[..., Any]
@@ -247,3 +249,52 @@ def test_history_shows_merged_and_deployed_side_by_side(
     assert release["verified"] == ["smoke"]
     assert release["records"][0]["tag"] == "deploy/dev/20260610T100000Z"
     assert data["records"][0]["result"] == "succeeded"
+
+
+def test_a_record_that_does_not_match_its_commit_is_skipped(
+    env_repo: Path, cli: Cli, run_git: Git, capsys: pytest.CaptureFixture[str]
+) -> None:
+    head = run_git(env_repo, "rev-parse", "HEAD").strip()
+    forged = _message(commit=head, release=head)  # well formed, but another state
+    run_git(env_repo, "tag", "-a", "-m", forged, "deploy/dev/20260610T100000Z", head)
+    assert [r.tag for r in read_records(env_repo, "dev")] == ["deploy/dev/20260610T100000Z"]
+    shown = cli("--repo", env_repo, "--json", "history", "dev")
+    assert shown.status == 0
+    assert json.loads(shown.out)["releases"][0]["result"] is None
+    assert (
+        "refs/tags/deploy/dev/20260610T100000Z: skipped: its state does not match "
+        f"environments/dev.yaml at {head[:12]}"
+    ) in shown.err
+
+
+def test_a_record_off_main_first_parent_line_belongs_to_no_release(
+    env_repo: Path, cli: Cli, run_git: Git
+) -> None:
+    """A commit inside a merged branch never ran as main: a record there is ignored."""
+    run_git(env_repo, "checkout", "--quiet", "-b", "side")
+    dev = env_repo / "environments" / "dev.yaml"
+    dev.write_text(
+        dev.read_text().replace("max_instances: 2  # dev sees", "max_instances: 3  # dev sees", 1)
+    )
+    run_git(env_repo, "commit", "--quiet", "-am", "dev: 3 on a branch")
+    assert _record(cli, env_repo, "--result", "succeeded").status == 0
+    run_git(env_repo, "checkout", "--quiet", "main")
+    run_git(env_repo, "merge", "--quiet", "--no-ff", "side", "-m", "Merge side")
+    data = json.loads(cli("--repo", env_repo, "--json", "history", "dev").out)
+    assert len(data["records"]) == 1  # the tag is there...
+    assert [r["result"] for r in data["releases"]] == [None, None]  # ...but no release has it
+    merge = run_git(env_repo, "rev-parse", "HEAD").strip()
+    assert data["releases"][0]["release"] == merge  # the merge commit is the release
+
+
+def test_a_full_main_commit_names_the_release_in_effect_there(env_repo: Path, run_git: Git) -> None:
+    seed = run_git(env_repo, "rev-parse", "HEAD").strip()
+    dev = env_repo / "environments" / "dev.yaml"
+    dev.write_text(dev.read_text() + "# a comment is not a release\n")
+    run_git(env_repo, "commit", "--quiet", "-am", "dev: a comment")
+    comment = run_git(env_repo, "rev-parse", "HEAD").strip()
+    ledger = Ledger(env_repo, "dev")
+    assert [s.id for s in ledger.statuses] == [seed]
+    assert ledger.find(comment).id == seed
+    with pytest.raises(EnvctlError, match="is not a release id or commit SHA"):
+        ledger.find("HEAD")
