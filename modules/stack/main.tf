@@ -42,13 +42,20 @@ locals {
   }
 }
 
-module "registry" {
-  source = "../artifact-registry"
-
-  project_id    = var.project_id
+# The image repository is bootstrap's (bootstrap/modules/project): it must exist before
+# any image is copied into it, so before this stack's first apply. The stack only reads
+# it, so a plan against a project bootstrap has not prepared fails here, naming it.
+data "google_artifact_registry_repository" "images" {
+  project       = var.project_id
   location      = var.registry.location
   repository_id = var.registry.repository_id
-  labels        = var.labels
+}
+
+# Environments applied before the registry moved to bootstrap hold it as module.registry:
+# forget it, never destroy it (it holds every image the environment ran); bootstrap
+# imports it (bootstrap/README.md, "An environment applied before bootstrap existed").
+removed {
+  from = module.registry
 }
 
 module "identity" {

@@ -33,7 +33,7 @@ variable "registry" {
     location      = string
     repository_id = string
   })
-  description = "The Artifact Registry repository this stack creates and the images are pulled from."
+  description = "The Artifact Registry repository the images are pulled from (created by bootstrap/, read here)."
 }
 
 variable "deletion_protection" {

@@ -27,6 +27,7 @@ EXPECTED = {
     "promote.yml",
     "rollback.yml",
     "drift.yml",
+    "providers-lock.yml",
 }
 USES = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?P<rest>.*)$")
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
