@@ -329,7 +329,16 @@ def test_every_envctl_call_exists(workflows: Workflows) -> None:
         except _Refused as exc:
             pytest.fail(f"{name}: {job_id}: envctl {' '.join(argv)}: {exc}")
     used = {argv[0] for _, _, argv in found}
-    assert {"set-image", "promote", "rollback", "diff", "render", "history", "validate"} <= used
+    assert {
+        "set-image",
+        "promote",
+        "rollback",
+        "diff",
+        "render",
+        "history",
+        "validate",
+        "record",
+    } <= used
 
 
 def test_every_envctl_ci_call_exists(workflows: Workflows) -> None:
@@ -359,6 +368,7 @@ def test_every_envctl_ci_call_exists(workflows: Workflows) -> None:
         "canary",
         "record-tag",
         "deployment",
+        "failed",
     } <= used
 
 
@@ -383,3 +393,53 @@ def test_the_call_finder_is_not_fooled() -> None:
 
 def test_workflows_are_documented_next_to_them() -> None:
     assert Path(WORKFLOWS / "README.md").is_file()
+
+
+# --- the deploy record: written by the release App, read with every tag -----------------
+
+# Commands that decide from the deploy records (refs/tags/deploy/**).
+READS_RECORDS = {"promote", "rollback", "record", "validate", "history"}
+CI_READS_RECORDS = {"gate", "drift", "failed"}
+
+
+def test_every_job_that_reads_deploy_records_fetches_them(workflows: Workflows) -> None:
+    """A checkout without the tags sees no record: envctl would refuse (or call drift
+    pending) for the wrong reason. Every job that decides from records fetches them."""
+    checked = 0
+    for name, job_id, job in jobs(workflows):
+        runs = [s["run"] for s in job.get("steps", []) if "run" in s]
+        reads = any(argv[:1] and argv[0] in READS_RECORDS for r in runs for argv in envctl_calls(r))
+        reads |= any(
+            argv[:1] and argv[0] in CI_READS_RECORDS for r in runs for argv in envctl_ci_calls(r)
+        )
+        if not reads:
+            continue
+        checked += 1
+        checkouts = [
+            s.get("with") or {}
+            for s in job.get("steps", [])
+            if str(s.get("uses", "")).startswith("actions/checkout@")
+        ]
+        assert checkouts, f"{name}: {job_id}: reads deploy records without a checkout"
+        for options in checkouts:
+            assert options.get("fetch-depth") == 0, f"{name}: {job_id}: fetch-depth: 0"
+            assert options.get("fetch-tags") is True, f"{name}: {job_id}: fetch-tags: true"
+    assert checked >= 6  # deploy (2 jobs), promote, rollback, drift, ci's validate
+
+
+def test_records_are_pushed_only_by_the_deploy_job_with_the_release_app(
+    workflows: Workflows,
+) -> None:
+    writers = [
+        (name, job_id)
+        for name, job_id, script in scripts(workflows)
+        if any(argv[:1] == ["record"] for argv in envctl_calls(script))
+    ]
+    assert writers == [("deploy.yml", "deploy")]
+    deploy = workflows["deploy.yml"]["jobs"]["deploy"]["steps"]
+    [token] = [s for s in deploy if s.get("id") == "release-token"]
+    assert str(token["uses"]).startswith("actions/create-github-app-token@")
+    assert token["with"]["app-id"] == "${{ vars.RELEASE_APP_ID }}"
+    [push] = [s for s in deploy if "envctl record" in s.get("run", "")]
+    assert push["env"]["TOKEN"] == "${{ steps.release-token.outputs.token }}"
+    assert 'git push "https://x-access-token:${TOKEN}@github.com/' in push["run"]

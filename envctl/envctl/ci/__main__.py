@@ -2,7 +2,7 @@
 
     environments [ENV...]             cloud environments (or just these), in promotion order
     changed --base REV [--head REV]   cloud environments base..head changes, in promotion order
-    gate ENV [--base REV]             may ENV be deployed now (freeze windows)?
+    gate ENV [--base REV]             may ENV be deployed now (freeze: known good or override)?
     smoke ENV --url URL               smoke check of ENV's console (token from $SMOKE_ID_TOKEN)
     plan-summary PLAN_JSON            what a plan does, as markdown
     plan-check REVIEWED CURRENT       refuse when the plan changed since review
@@ -10,13 +10,15 @@
     fresh-plans DIR                   the fresh plans a person must approve (from verdicts)
     pr-comment ENV --diff F --plan F  the PR comment (``--pr N`` posts it, edited in place)
     reviewed-run --sha SHA            the plan.yml run that planned the PR merged as SHA
-    drift ENV --exitcode N            drift report (``--sync`` opens/updates/closes the issue)
+    drift ENV --exitcode N            drift report, or "pending" when the record shows HEAD's
+                                      release not deployed yet (``--sync``: the issue)
     rollout-steps ENV                 the gradual rollout's steps ([] when none is configured)
     rollout ENV --stack DIR --vars F --console-url URL   run those steps with smoke checks
     service-url --outputs F --service NAME               a URL from ``tofu output -json``
     publish --env ENV                 push built images once per tag; read back digests
     registry ENV                      ENV's registry and its host (for docker/crane login)
     copy-images ENV                   copy ENV's images into its registry by digest
+    failed [--commit SHA]             environments whose newest deploy record at SHA is failed
     smoke-failures DIR                environments whose smoke check failed (from artifacts)
     lock ENV --pr N --commit SHA      claim ENV for PR N; refuse when another open PR holds it
     lock-release --pr N --keep JSON   release N's locks of environments it no longer changes
@@ -40,7 +42,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from envctl import canary
+from envctl import canary, gitrepo
 from envctl.ci import canary as canary_run
 from envctl.ci import changed, deployment, drift, freshplan, gate, images, lock, plan, rollout
 from envctl.ci.comment import load_diff, marker, plan_comment
@@ -50,6 +52,7 @@ from envctl.ci.smoke import SmokeReport, smoke
 from envctl.errors import EnvctlError
 from envctl.freeze import now_utc
 from envctl.load import find_repo_root, load_environment
+from envctl.records import read_records
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 TOKEN_VARIABLE = "SMOKE_ID_TOKEN"  # noqa: S105 (the name of a variable, not a token)
@@ -139,7 +142,9 @@ def _smoke_done(args: argparse.Namespace, value: Any, text: str, ok: bool) -> in
     set_output("ok", "true" if ok else "false")
     if args.report:
         # smoke-failures reads "environment" back from these files in a later job.
-        saved = {"environment": args.env, "ok": ok, "report": value}
+        # envctl record stores it as verification evidence, which needs a "kind".
+        saved = {"kind": "smoke", "environment": args.env, "ok": ok, "report": value}
+        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
         Path(args.report).write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
     _emit(args, value, text)
     if not ok:
@@ -256,15 +261,24 @@ def _drift(args: argparse.Namespace) -> int:
     data = plan.load_plan(args.plan) if args.exitcode == drift.DRIFTED else None
     if args.exitcode == drift.DRIFTED and data is None:
         raise ValueError("--plan is required when the exit code is 2")
-    report = drift.analyse(args.env, data, noise)
+    waiting = drift.pending(_root(args), args.env) if data is not None else None
+    report = drift.analyse(args.env, data, noise, waiting)
     value = report.as_dict()
     if args.sync:
         action, number = drift.sync(GitHub.from_env(), report, args.run_url)
         value["issue"] = {"action": action, "number": number}
         sys.stderr.write(f"drift issue for {args.env}: {action} {number or ''}\n".rstrip() + "\n")
     set_output("drift", "true" if report.has_drift else "false")
-    text = report.body(args.run_url) if report.has_drift else f"no drift in {args.env}"
-    add_summary(text if report.has_drift else f"✅ {text}")
+    set_output("pending", "true" if report.is_pending else "false")
+    if report.has_drift:
+        text = report.body(args.run_url)
+        add_summary(text)
+    elif report.is_pending:
+        text = report.pending_text()
+        add_summary(f"⏳ {text}")
+    else:
+        text = f"no drift in {args.env}"
+        add_summary(f"✅ {text}")
     _emit(args, value, text)
     return EXIT_OK
 
@@ -361,6 +375,21 @@ def _copy_images(args: argparse.Namespace) -> int:
         for c in copies
     )
     _emit(args, [c.as_dict() for c in copies], text)
+    return EXIT_OK
+
+
+def _failed(args: argparse.Namespace) -> int:
+    """Cloud environments whose newest deploy record, at ``--commit``, says failed."""
+    root = _root(args)
+    commit = gitrepo.git(root, "rev-parse", "--verify", f"{args.commit}^{{commit}}").strip()
+    names = []
+    for name in changed.cloud_environments(root):
+        found = read_records(root, name)
+        if found and found[0].commit == commit and not found[0].succeeded:
+            names.append(name)
+    set_output("environments", json.dumps(names))
+    set_output("environment", names[0] if names else "")
+    _emit(args, names, json.dumps(names))
     return EXIT_OK
 
 
@@ -525,10 +554,15 @@ def parser() -> argparse.ArgumentParser:
     p = add(
         "gate",
         _gate,
-        "refuse to deploy ENV inside a freeze window unless it is a rollback (output: allowed)",
+        "refuse to deploy ENV inside a freeze window unless the file is a release recorded "
+        "succeeded there or carries an override in force (output: allowed)",
     )
     p.add_argument("env", metavar="ENV")
-    p.add_argument("--base", default="", help="revision the push started from (rollback detection)")
+    p.add_argument(
+        "--base",
+        default="",
+        help="revision the push started from (stack changes; default: the last deploy)",
+    )
     p.add_argument("--head", default="HEAD")
 
     def smoke_flags(p: argparse.ArgumentParser) -> None:
@@ -646,6 +680,14 @@ def parser() -> argparse.ArgumentParser:
 
     p = add("copy-images", _copy_images, "copy ENV's images into its registry by digest")
     p.add_argument("env", metavar="ENV")
+
+    p = add(
+        "failed",
+        _failed,
+        "environments whose newest deploy record at COMMIT says failed "
+        "(outputs: environments, environment)",
+    )
+    p.add_argument("--commit", default="HEAD", help="the deployed main commit")
 
     p = add(
         "smoke-failures",
