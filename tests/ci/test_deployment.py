@@ -3,7 +3,6 @@ repository) mirrored to GitHub Deployments through a loopback fake of the REST A
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 
 from envctl.ci.__main__ import main
 
-from .conftest import FakeServer, Route, git
+from .conftest import FakeServer, Route, git, write_record
 from .fake_github import REPO, FakeGitHub
 
 Start = Callable[[Route], FakeServer]
@@ -30,8 +29,7 @@ def fake(http_server: Start, monkeypatch: pytest.MonkeyPatch) -> FakeGitHub:
 
 @pytest.fixture
 def recorded(env_repo: Path) -> str:
-    record = {"environment": "staging", "result": "succeeded"}
-    git(env_repo, "tag", "-a", TAG, "-m", json.dumps(record))
+    write_record(env_repo, "staging", TAG.rsplit("/", 1)[1], "succeeded")
     return git(env_repo, "rev-parse", "HEAD").strip()
 
 
@@ -122,8 +120,8 @@ def test_record_tag_finds_this_deploy_s_record_on_head(
     out.write_text("")
     monkeypatch.setenv("GITHUB_OUTPUT", str(out))
     later = "deploy/staging/20260610T120000Z"
-    git(env_repo, "tag", "-a", later, "-m", json.dumps({"result": "failed"}))
-    git(env_repo, "tag", "-a", "deploy/prod/20260610T130000Z", "-m", "{}")
+    write_record(env_repo, "staging", later.rsplit("/", 1)[1], "failed")
+    write_record(env_repo, "prod", "20260610T130000Z", "succeeded")
     assert main(["record-tag", "staging", "--repo", str(env_repo)]) == 0
     assert f"tag={later}\nresult=failed\n" in out.read_text()
 
@@ -134,7 +132,7 @@ def test_record_tag_is_empty_when_this_commit_has_no_record(
     out = tmp_path / "out"
     out.write_text("")
     monkeypatch.setenv("GITHUB_OUTPUT", str(out))
-    git(env_repo, "tag", "-a", TAG, "-m", "{}")
+    write_record(env_repo, "staging", TAG.rsplit("/", 1)[1], "succeeded")
     (env_repo / "x").write_text("x")
     git(env_repo, "add", "x")
     git(env_repo, "commit", "-qm", "newer")

@@ -36,7 +36,7 @@ from envctl.canary import (
     sha256_file,
     summarize,
 )
-from envctl.ci.records import RecordError, records
+from envctl.records import read_records
 
 USER_AGENT = "envctl-ci-canary/1"
 # What a refused feed looks like: the candidate rejected a feed the baseline accepted.
@@ -58,19 +58,17 @@ class Baseline:
 
 
 def previous_baseline(repo: Path, env: str) -> Baseline | None:
-    """The canary evidence of ENV's newest succeeded deploy record that has one."""
-    try:
-        found = records(repo, env)
-    except RecordError as exc:
-        raise CanaryError(str(exc)) from None
-    for record in found:
-        if record.result != "succeeded":
+    """The canary evidence of ENV's newest succeeded deploy record that has one.
+
+    The records are read by ``envctl.records``, which skips (with a warning) any tag
+    under deploy/ that is not a well-formed record, so a malformed tag never becomes
+    the baseline.
+    """
+    for record in read_records(repo, env):
+        if not record.succeeded:
             continue
-        evidence = record.data.get("verification") or []
-        if not isinstance(evidence, list):
-            raise CanaryError(f"{record.tag}: field 'verification' is not a list")
-        for i, item in enumerate(evidence):
-            if isinstance(item, dict) and item.get("kind") == EVIDENCE_KIND:
+        for i, item in enumerate(record.verification):
+            if item.get("kind") == EVIDENCE_KIND:
                 return Baseline(record.tag, baseline_of(item, f"{record.tag}: verification[{i}]"))
     return None
 

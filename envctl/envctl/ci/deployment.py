@@ -16,7 +16,7 @@ from typing import Any
 
 from envctl import gitrepo
 from envctl.ci.github import GitHub
-from envctl.ci.records import Record, records
+from envctl.records import Record, read_records
 
 STATES = {"succeeded": "success", "failed": "failure"}
 
@@ -52,8 +52,8 @@ def record_commit(repo: Path, tag: str, environment: str) -> str:
 def record_at(repo: Path, environment: str, rev: str = "HEAD") -> Record | None:
     """ENV's newest deploy record on ``rev`` (the one this deploy just wrote), if any."""
     commit = gitrepo.git(repo, "rev-parse", "--verify", f"{rev}^{{commit}}").strip()
-    found = records(repo, environment, points_at=commit)
-    return found[0] if found else None
+    found = [r for r in read_records(repo, environment) if r.commit == commit]
+    return found[0] if found else None  # newest first
 
 
 def mirror(
