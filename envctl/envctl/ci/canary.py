@@ -36,6 +36,7 @@ from envctl.canary import (
     sha256_file,
     summarize,
 )
+from envctl.ci.console_client import ConsoleClient, Response
 from envctl.records import read_records
 
 USER_AGENT = "envctl-ci-canary/1"
@@ -87,23 +88,8 @@ def baseline_file(path: Path) -> Baseline:
 # --- one feed through the console ------------------------------------------------------
 
 
-def _send(request: urllib.request.Request, timeout: float) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as reply:  # noqa: S310 (checked)
-            return int(reply.status), reply.read()
-    except urllib.error.HTTPError as exc:
-        return int(exc.code), exc.read()
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise CanaryError(f"{request.full_url}: {reason}") from None
-
-
-def _error_text(status: int, body: bytes) -> str:
-    try:
-        error = json.loads(body)["error"]
-        return f"HTTP {status} {error['code']}: {error['message']}"
-    except (ValueError, KeyError, TypeError):
-        return f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}"
+def _error_text(reply: Response) -> str:
+    return f"HTTP {reply.status} {reply.error_text()}"
 
 
 class Console:
@@ -112,32 +98,28 @@ class Console:
     def __init__(
         self, url: str, token: str | None, timeout: float = 300.0, retry_wait: float = 5.0
     ) -> None:
-        parts = urllib.parse.urlsplit(url)
-        loopback = parts.hostname in {"127.0.0.1", "::1", "localhost"}
-        if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
-            raise CanaryError(f"{url}: the console URL must be https:// (http:// on loopback)")
-        self.url = url.rstrip("/")
-        self.token = token
+        try:
+            self.client = ConsoleClient(url, token, timeout, USER_AGENT)
+        except ValueError as exc:
+            raise CanaryError(str(exc)) from None
         self.timeout = timeout
         self.retry_wait = retry_wait
 
     def _request(
         self, method: str, path: str, data: bytes | None = None, content_type: str = ""
-    ) -> tuple[int, bytes]:
-        request = urllib.request.Request(f"{self.url}{path}", data=data, method=method)  # noqa: S310
-        request.add_header("User-Agent", USER_AGENT)
-        if content_type:
-            request.add_header("Content-Type", content_type)
-        if self.token:
-            request.add_header("Authorization", f"Bearer {self.token}")
-        status, body = _send(request, self.timeout)
-        if status in {401, 403}:
-            raise CanaryError(f"{method} {path}: {_error_text(status, body)} (the ID token)")
-        return status, body
-
-    def _json(self, method: str, path: str, body: bytes) -> dict[str, Any]:
+    ) -> Response:
         try:
-            value = json.loads(body)
+            reply = self.client.request(method, path, data, content_type)
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise CanaryError(f"{method} {self.client.base_url}{path}: {reason}") from None
+        if reply.status in {401, 403}:
+            raise CanaryError(f"{method} {path}: {_error_text(reply)} (the ID token)")
+        return reply
+
+    def _json(self, method: str, path: str, reply: Response) -> dict[str, Any]:
+        try:
+            value = reply.json()
         except ValueError:
             raise CanaryError(f"{method} {path}: the answer is not JSON") from None
         if not isinstance(value, dict):
@@ -157,29 +139,29 @@ class Console:
             + f"\r\n--{boundary}--\r\n".encode()
         )
         for attempt in range(1, RETRIES + 1):
-            status, raw = self._request(
+            reply = self._request(
                 "POST", "/api/runs", body, f"multipart/form-data; boundary={boundary}"
             )
             # Busy (429: no memory free for a run now; 503: no instance ready): the
             # pipeline says to try again, which is not a disagreement.
-            if status not in BUSY or attempt == RETRIES:
+            if reply.status not in BUSY or attempt == RETRIES:
                 break
             time.sleep(self.retry_wait * attempt)
-        if status in REFUSED:
-            return summarize(feed.name, digest, "refused", _error_text(status, raw), [], None)
-        if status != 201:
-            raise CanaryError(f"POST /api/runs ({feed.name}): {_error_text(status, raw)}")
-        run = self._json("POST", "/api/runs", raw)
+        if reply.status in REFUSED:
+            return summarize(feed.name, digest, "refused", _error_text(reply), [], None)
+        if reply.status != 201:
+            raise CanaryError(f"POST /api/runs ({feed.name}): {_error_text(reply)}")
+        run = self._json("POST", "/api/runs", reply)
         deadline = time.monotonic() + self.timeout
         while run.get("status") == "running":
             if time.monotonic() > deadline:
                 raise CanaryError(f"run {run.get('run_id')} of {feed.name} still running")
             time.sleep(poll)
             path = f"/api/runs/{run['run_id']}"
-            status, raw = self._request("GET", path)
-            if status != 200:
-                raise CanaryError(f"GET {path}: {_error_text(status, raw)}")
-            run = self._json("GET", path, raw)
+            reply = self._request("GET", path)
+            if reply.status != 200:
+                raise CanaryError(f"GET {path}: {_error_text(reply)}")
+            run = self._json("GET", path, reply)
         steps = [
             StepOutcome(str(s["step_name"]), str(s["status"]), str(s.get("error") or ""))
             for s in run.get("step_results") or []
@@ -187,9 +169,10 @@ class Console:
         output = None
         if run.get("status") == "completed" and run.get("output_available"):
             path = f"/api/runs/{run['run_id']}/output"
-            status, output = self._request("GET", path)
-            if status != 200:
-                raise CanaryError(f"GET {path}: {_error_text(status, output)}")
+            reply = self._request("GET", path)
+            if reply.status != 200:
+                raise CanaryError(f"GET {path}: {_error_text(reply)}")
+            output = reply.body
         return summarize(
             feed.name, digest, str(run.get("status")), str(run.get("error") or ""), steps, output
         )

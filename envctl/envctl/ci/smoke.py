@@ -14,7 +14,6 @@ given (Cloud Run refuses unauthenticated callers on every service here):
 
 from __future__ import annotations
 
-import json
 import time
 import urllib.error
 import urllib.parse
@@ -22,6 +21,8 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from envctl.ci.console_client import ConsoleClient, Response
 
 USER_AGENT = "envctl-ci-smoke/1"
 
@@ -56,45 +57,9 @@ class SmokeReport:
         return "\n".join(lines) + "\n"
 
 
-@dataclass(frozen=True)
-class Response:
-    status: int
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body.decode("utf-8"))
-
-    def error_text(self) -> str:
-        """The console's ``{"error": {"code", "message"}}``, or the start of the body."""
-        try:
-            error = self.json()["error"]
-            return f"{error['code']}: {error['message']}"
-        except (ValueError, KeyError, TypeError):
-            return self.body[:200].decode("utf-8", "replace").strip() or "(empty body)"
-
-
-class SmokeClient:
+class SmokeClient(ConsoleClient):
     def __init__(self, base_url: str, token: str | None, timeout: float = 10.0) -> None:
-        parsed = urllib.parse.urlsplit(base_url)
-        loopback = parsed.hostname in {"127.0.0.1", "::1", "localhost"}
-        # A bearer token only ever travels over TLS; plain http is for loopback tests.
-        if parsed.scheme != "https" and not (parsed.scheme == "http" and loopback):
-            raise ValueError(f"{base_url}: the console URL must be https://")
-        self.base_url = base_url.rstrip("/")
-        self.token = token
-        self.timeout = timeout
-
-    def get(self, path: str) -> Response:
-        request = urllib.request.Request(self.base_url + path, method="GET")  # noqa: S310 (scheme checked above)
-        request.add_header("Accept", "application/json")
-        request.add_header("User-Agent", USER_AGENT)
-        if self.token:
-            request.add_header("Authorization", f"Bearer {self.token}")
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as reply:  # noqa: S310
-                return Response(reply.status, reply.read())
-        except urllib.error.HTTPError as exc:
-            return Response(exc.code, exc.read())
+        super().__init__(base_url, token, timeout, USER_AGENT)
 
 
 def _ready(
