@@ -157,8 +157,8 @@ def test_console_metrics_per_route_and_rpc(pipeline: RunningServer, console_side
 
     with_console(pipeline.port, console_side, scenario)
     routes = {
-        (p.attributes["http.route"], p.attributes["http.response.status_code"]): p.value
-        for p in console_side.points("http.server.route.requests")
+        (p.attributes["http.route"], p.attributes["http.response.status_code"]): p.count
+        for p in console_side.points("http.server.request.duration")
     }
     assert routes == {
         ("/api/status", "200"): 1,
@@ -167,8 +167,8 @@ def test_console_metrics_per_route_and_rpc(pipeline: RunningServer, console_side
         ("/api/runs/{run_id}/output", "200"): 1,
     }
     rpcs = {
-        (p.attributes["rpc.method"], p.attributes["rpc.grpc.status_code"]): p.value
-        for p in console_side.points("rpc.client.requests")
+        (p.attributes["rpc.method"], p.attributes["rpc.grpc.status_code"]): p.count
+        for p in console_side.points("rpc.client.duration")
     }
     # Every call kind: unary, client stream (RunPipeline), server stream (DownloadOutput).
     assert rpcs == {
@@ -177,8 +177,13 @@ def test_console_metrics_per_route_and_rpc(pipeline: RunningServer, console_side
         ("RunPipeline", "OK"): 1,
         ("DownloadOutput", "OK"): 1,
     }
-    errors = {p.attributes["rpc.method"]: p.value for p in console_side.points("rpc.client.errors")}
-    assert errors == {"GetRun": 2}
+    errors = {
+        p.attributes["rpc.method"]: p.attributes["error.type"]
+        for p in console_side.points("rpc.client.duration")
+        if "error.type" in p.attributes
+    }
+    # From the caller's side every non-OK status failed the call.
+    assert errors == {"GetRun": "NOT_FOUND"}
 
 
 def test_id_token_in_both_headers_passes_a_guarded_pipeline(
