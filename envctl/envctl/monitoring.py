@@ -18,7 +18,9 @@ What is measured, per service:
   set (the console's 5xx, the pipeline's server faults; a caller's mistake is no error);
 - p95: the interactive requests only. Uploads and downloads (``POST /api/runs``, the
   output download, ``RunPipeline``, ``DownloadOutput``) take as long as the feed is big,
-  so they would make any latency threshold either useless or always crossed;
+  so they would make any latency threshold either useless or always crossed; probes
+  (``/healthz``, ``/readyz``, gRPC health) are Cloud Run's, not a person's, and are
+  many and fast, so they would hide a slow page;
 - failed runs: the count of ``pipeline.run.duration`` whose status is failed.
 """
 
@@ -30,9 +32,11 @@ from typing import Any
 # The services whose metrics the queries read, and how each measures a request.
 HISTOGRAMS = {"console": "http.server.request.duration", "pipeline": "rpc.server.duration"}
 # Series of one request kind that are not interactive (see the module doc).
-NOT_INTERACTIVE = {
-    "console": '"http.request.method"="GET", "http.route"!="/api/runs/{run_id}/output"',
-    "pipeline": '"rpc.method"!~"RunPipeline|DownloadOutput"',
+INTERACTIVE = {
+    "console": '"http.request.method"="GET", '
+    '"http.route"!~"/api/runs/\\\\{run_id\\\\}/output|/healthz|/readyz"',
+    "pipeline": '"rpc.service"="pipeline.v1.PipelineService", '
+    '"rpc.method"!~"RunPipeline|DownloadOutput"',
 }
 RUN_DURATION = "pipeline.run.duration"
 FAILED_RUN = "RUN_STATUS_FAILED"
@@ -77,7 +81,7 @@ def error_ratio(scope: Scope, window: str) -> str:
 
 def latency(scope: Scope, window: str, quantile: float = 0.95, by: str = "") -> str:
     """The interactive requests' ``quantile`` in seconds (per ``by`` label when given)."""
-    buckets = _series(HISTOGRAMS[scope.service] + "_bucket", scope, NOT_INTERACTIVE[scope.service])
+    buckets = _series(HISTOGRAMS[scope.service] + "_bucket", scope, INTERACTIVE[scope.service])
     group = f"le, {_quote(by)}" if by else "le"
     return f"histogram_quantile({quantile}, sum by ({group}) (rate({buckets}[{window}])))"
 
