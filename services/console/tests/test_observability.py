@@ -218,3 +218,25 @@ def test_id_token_in_both_headers_passes_a_guarded_pipeline(
 def issuer() -> Iterator[FakeIssuer]:
     with FakeIssuer() as running:
         yield running
+
+
+def test_refused_requests_are_counted_by_the_error_code(
+    pipeline: RunningServer, console_side: Observed
+) -> None:
+    async def scenario(client: httpx.AsyncClient, _app: FastAPI) -> None:
+        feed = {"feed": ("feed.zip", b"x" * 4096, "application/zip")}
+        refused = await client.post("/api/runs", files=feed)
+        assert refused.status_code == 413, refused.text
+
+    with_console(pipeline.port, console_side, scenario, console_max_upload_bytes=1024)
+    points = [
+        (p.attributes["http.route"], p.attributes["reason"], p.value)
+        for p in console_side.points("http.server.refused")
+    ]
+    assert points == [("/api/runs", "upload_too_large", 1)]
+    # A refusal is not a server error: no error.type on its duration point.
+    (duration,) = [
+        p for p in console_side.points("http.server.request.duration")
+        if p.attributes["http.response.status_code"] == "413"
+    ]  # fmt: skip
+    assert "error.type" not in duration.attributes
