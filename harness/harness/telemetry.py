@@ -252,7 +252,8 @@ class Receiver(
 _STYLE = (
     "body{font:14px system-ui,sans-serif;margin:1.5em}table{border-collapse:collapse}"
     "td,th{padding:2px 10px;text-align:left;border-bottom:1px solid #ddd}"
-    ".err{color:#b00020}.num{text-align:right;font-variant-numeric:tabular-nums}"
+    ".err{color:#b00020}.num{text-align:right;white-space:nowrap;"
+    "font-variant-numeric:tabular-nums}"
 )
 
 
@@ -275,9 +276,12 @@ def traces_page(store: Store) -> bytes:
                 f'<td style="padding-left:{10 + 20 * depth}px">{html.escape(span.name)}</td>'
                 f'<td class="num">{span.ms:.2f} ms</td></tr>'
             )
+        root = tree(trace)[0][1]
+        what = f"{root.service}: {root.name}, {root.ms:.2f} ms, {len(trace)} spans"
         parts.append(
-            f"<h3>trace {trace[0].trace_id}</h3><table><tr><th>service</th><th>span</th>"
-            f"<th>duration</th></tr>{''.join(rows)}</table>"
+            f"<h3>{html.escape(what)}</h3><p><small>trace {trace[0].trace_id}</small></p>"
+            f"<table><tr><th>service</th><th>span</th><th>duration</th></tr>"
+            f"{''.join(rows)}</table>"
         )
     return _page("Local traces", "".join(parts) or "<p>No spans yet: make a request.</p>")
 
