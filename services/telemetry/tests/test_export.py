@@ -148,3 +148,35 @@ def test_resource_names_the_revision_and_project() -> None:
     local = resource_attributes("pipeline", "abc", {})
     assert local["service.instance.id"].startswith("local-")
     assert "gcp.project_id" not in local
+
+
+def test_no_metadata_server_neither_delays_start_up_nor_a_request(
+    tls_sink: OtlpSink, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import socket
+    import time
+
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        host = f"127.0.0.1:{closed.getsockname()[1]}"
+    for name, value in {
+        **tls_sink.gcp_env(),
+        "GCE_METADATA_HOST": host,
+        "GCE_METADATA_IP": host,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
+    started = time.monotonic()
+    telemetry = setup_telemetry(
+        "svc",
+        environ={**tls_sink.gcp_env(), "OTEL_METRICS_EXPORTER": "none"},
+        install_globals=False,
+    )
+    assert time.monotonic() - started < 1.0  # no token is fetched at start-up
+    before = time.monotonic()
+    with telemetry.tracer("t").start_as_current_span("a request"):
+        pass
+    assert time.monotonic() - before < 0.1  # nor on the request's path
+    tls_sink.wait_for(lambda _s: "trace export to gcp failed" in caplog.text, timeout=60)
+    assert tls_sink.spans == []  # nothing got through without a token
+    telemetry.shutdown(timeout=2)
