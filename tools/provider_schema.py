@@ -82,6 +82,29 @@ class Struct:
     fields: dict[str, Field] = field(default_factory=dict)
 
 
+# OpenTofu's built-in provider (terraform.io/builtin/terraform) has no npm bindings; its
+# two types are small and fixed by OpenTofu itself (docs: "The terraform_remote_state
+# Data Source", "The terraform_data Managed Resource Type"), so they are written here.
+BUILTIN: dict[tuple[str, str], Struct] = {
+    ("data", "terraform_remote_state"): Struct(
+        "TerraformRemoteState",
+        {
+            "backend": Field("backend", is_block=False, required=True),
+            "config": Field("config", is_block=False, required=False),
+            "defaults": Field("defaults", is_block=False, required=False),
+            "workspace": Field("workspace", is_block=False, required=False),
+        },
+    ),
+    ("resource", "terraform_data"): Struct(
+        "TerraformData",
+        {
+            "input": Field("input", is_block=False, required=False),
+            "triggers_replace": Field("triggers_replace", is_block=False, required=False),
+        },
+    ),
+}
+
+
 @dataclass(frozen=True)
 class Problem:
     file: str
@@ -114,6 +137,8 @@ class Bindings:
 
     @functools.cache  # noqa: B019 -- one Bindings per run; the cache is the point
     def schema(self, kind: str, rtype: str) -> Struct | None:
+        if (kind, rtype) in BUILTIN:
+            return BUILTIN[kind, rtype]
         folder = self.folder(kind, rtype)
         if folder is None:
             return None

@@ -84,7 +84,8 @@ def describe(before: dict[str, Any] | None, after: dict[str, Any]) -> list[Chang
                     Change("environment", None, field, _val(x), _val(y), _words(field, x, y))
                 )
         else:
-            changes.append(Change("environment", None, key, _val(a), _val(b), _words(key, a, b)))
+            text = _override_words(a, b) if key == "override" else _words(key, a, b)
+            changes.append(Change("environment", None, key, _val(a), _val(b), text))
     old_services: dict[str, Any] = old.get("services") or {}
     new_services: dict[str, Any] = after.get("services") or {}
     for name in _keys(old_services, new_services):
@@ -173,6 +174,16 @@ def _image_words(name: str, a: Any, b: Any) -> str:
     if part(a, "digest") != part(b, "digest"):
         text += f" (digest {part(a, 'digest')}… → {part(b, 'digest')}…)"
     return text
+
+
+def _override_words(a: Any, b: Any) -> str:
+    """A freeze override in words a reviewer cannot miss in the plan comment."""
+    if isinstance(b, dict):
+        return (
+            f"⚠️ freeze override: {_show(b.get('by'))} lets this change through freeze "
+            f"windows until {_show(b.get('expires'))} ({_show(b.get('reason'))})"
+        )
+    return f"freeze override removed (was {_show(a)})"
 
 
 def _words(label: str, a: Any, b: Any) -> str:

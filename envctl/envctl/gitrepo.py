@@ -16,9 +16,16 @@ def git(repo_root: Path, *args: str) -> str:
     return git_bytes(repo_root, *args).decode("utf-8", "replace")
 
 
-def git_bytes(repo_root: Path, *args: str) -> bytes:
+def git_input(repo_root: Path, data: bytes, *args: str) -> str:
+    """git's stdout, with ``data`` on its stdin (``git tag -F -``)."""
+    return git_bytes(repo_root, *args, stdin=data).decode("utf-8", "replace")
+
+
+def git_bytes(repo_root: Path, *args: str, stdin: bytes | None = None) -> bytes:
     try:
-        result = subprocess.run(["git", *args], cwd=repo_root, capture_output=True, check=False)
+        result = subprocess.run(
+            ["git", *args], cwd=repo_root, input=stdin, capture_output=True, check=False
+        )
     except FileNotFoundError:
         raise EnvctlError(
             "git is not installed (envctl reads and writes history with it)"
@@ -111,10 +118,35 @@ def show(repo_root: Path, commit: str, path: str) -> str | None:
     return decode(data, f"{commit}:{path}")
 
 
+def show_many(repo_root: Path, specs: list[tuple[str, str]]) -> list[bytes | None]:
+    """The bytes of each ``(commit, path)`` (None where it does not exist), read by one
+    ``git cat-file --batch``: a history of hundreds of versions costs one process, not
+    hundreds. Callers decode (``yamlio.decode``) each as ``show`` does."""
+    if not specs:
+        return []
+    stdin = "".join(f"{commit}:{path}\n" for commit, path in specs).encode()
+    out = git_bytes(repo_root, "cat-file", "--batch", stdin=stdin)
+    found: list[bytes | None] = []
+    at = 0
+    for _ in specs:
+        end = out.index(b"\n", at)
+        header = out[at:end].split()
+        at = end + 1
+        if len(header) != 3 or header[1] != b"blob":
+            found.append(None)  # "missing", or a tree where a file was expected
+            if len(header) == 3:  # an object of another type: skip its content too
+                at += int(header[2]) + 1
+            continue
+        size = int(header[2])
+        found.append(out[at : at + size])
+        at += size + 1  # the content, then a newline
+    return found
+
+
 @dataclass(frozen=True)
 class LogEntry:
     commit: str
-    date: str  # author date, ISO 8601
+    date: str  # committer date (when it reached the branch), ISO 8601
     author: str  # "Name <email>"
     subject: str
     trailers: dict[str, list[str]]
@@ -123,10 +155,16 @@ class LogEntry:
 _FIELD, _RECORD = "\x1f", "\x1e"
 
 
-def log(repo_root: Path, path: str) -> list[LogEntry]:
-    """Commits that touched ``path``, newest first."""
-    fmt = _FIELD.join(["%H", "%aI", "%an <%ae>", "%s", "%(trailers:only,unfold)"]) + _RECORD
-    out = git(repo_root, "log", f"--format={fmt}", "--", path)
+def log(repo_root: Path, path: str, head: str = "HEAD") -> list[LogEntry]:
+    """Commits on the first-parent line of ``head`` that changed ``path``, newest first.
+
+    First parent only: on main that is one commit per merged pull request whatever the
+    merge method (the squash commit, the merge commit; a rebase merge puts each of the
+    PR's commits there). The commits inside a merged branch never ran anywhere.
+    The date is the committer date: when the commit reached main.
+    """
+    fmt = _FIELD.join(["%H", "%cI", "%an <%ae>", "%s", "%(trailers:only,unfold)"]) + _RECORD
+    out = git(repo_root, "log", "--first-parent", f"--format={fmt}", head, "--", path)
     entries = []
     for record in out.split(_RECORD):
         fields = record.strip("\n").split(_FIELD)
@@ -160,3 +198,16 @@ def staged(repo_root: Path, path: str) -> bool:
     except EnvctlError:
         return True
     return False
+
+
+def first_parent_chain(repo_root: Path, head: str = "HEAD") -> list[str]:
+    """Every commit on the first-parent line of ``head``, newest first."""
+    return git(repo_root, "rev-list", "--first-parent", head).split()
+
+
+def tree_of(repo_root: Path, commit: str, path: str) -> str | None:
+    """The object id of ``path`` at ``commit`` (None where it does not exist)."""
+    try:
+        return git(repo_root, "rev-parse", "--verify", "--quiet", f"{commit}:{path}").strip()
+    except EnvctlError:
+        return None

@@ -15,7 +15,7 @@ command, and the local harness (``harness.local.run(env)``), works from that obj
     ``text``          the file's text (writers re-parse it to keep comments)
     ``platform``      "docker" or "cloudrun"; ``is_cloud`` is ``platform == "cloudrun"``
     ``project``, ``region``, ``registry``   str, or None for docker
-    ``promotion_source``, ``approval_required``
+    ``promotion_source``, ``approval_required``, ``soak`` (``promotion.soak`` or None)
     ``services``      {name: service mapping} in file order; ``service(name)`` raises a
                       clear error for an unknown name
     ``image(name)``   :class:`Image` (commit, digest or None)
@@ -98,6 +98,12 @@ class Environment(Mapping[str, Any]):
     def approval_required(self) -> bool:
         promotion = self.data.get("promotion") or {}
         return bool(promotion.get("approval_required", False))
+
+    @property
+    def soak(self) -> str | None:
+        """``promotion.soak`` ("30m"): how long a release must have succeeded upstream."""
+        promotion = self.data.get("promotion") or {}
+        return promotion.get("soak")
 
     @property
     def services(self) -> dict[str, dict[str, Any]]:

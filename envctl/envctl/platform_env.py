@@ -85,6 +85,9 @@ CLOUD_RUN_PORT = 8080
 # The forms of a Cloud Run URL a variable can hold (url_env's ``form``; the stack knows both).
 URL = "url"  # https://NAME-PROJECT_NUMBER.REGION.run.app (an ID-token audience)
 ADDRESS = "address"  # NAME-PROJECT_NUMBER.REGION.run.app:443 (a gRPC target)
+# canary---NAME-PROJECT_NUMBER.REGION.run.app:443: the revision tagged `canary`. Never
+# rendered; only a gradual rollout's step 0 uses it (envctl.ci.rollout, ADR 0022).
+CANARY_ADDRESS = "canary_address"
 
 
 class Source(enum.Enum):

@@ -14,10 +14,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from envctl.clock import now_utc, parse_duration, parse_time
 from envctl.errors import FieldPath, Problem, quote
 from envctl.model import CHECKOUT, Environment
 from envctl.platform_env import platform_env
 from envctl.yamlio import parse
+
+OVERRIDE_LIMIT = dt.timedelta(hours=24)  # envctl.freeze honours no override beyond it
 
 Rule = Callable[[Environment], Iterator[Problem]]
 RULES: dict[str, Rule] = {}
@@ -506,6 +509,35 @@ def _registry_in_project(env: Environment) -> Iterator[Problem]:
         )
 
 
+# Environments whose deploys must prove the pipeline with the data canary, and why.
+CANARY_REQUIRED = {"prod": "riders get prod's feeds: a step that drops rows must never reach them"}
+
+
+@rule("canary-required")
+def _canary_required(env: Environment) -> Iterator[Problem]:
+    """prod declares the data canary (verification.canary) when it runs a pipeline."""
+    why = CANARY_REQUIRED.get(env.name)
+    canary = (env.data.get("verification") or {}).get("canary")
+    if why and env.is_cloud and "pipeline" in env.services and not canary:
+        yield env.problem(
+            ("verification",),
+            f"{env.name} declares verification.canary (reference feeds and row tolerance): {why}",
+        )
+
+
+@rule("canary-tolerance")
+def _canary_tolerance(env: Environment) -> Iterator[Problem]:
+    """A per-file tolerance names a file once and says something the default does not."""
+    rows = ((env.data.get("verification") or {}).get("canary") or {}).get("rows") or {}
+    default = rows.get("default_percent", 0)
+    for name, percent in (rows.get("files") or {}).items():
+        if percent == default:
+            yield env.problem(
+                ("verification", "canary", "rows", "files", name),
+                f"equals default_percent ({default:g}); drop it or say why it differs",
+            )
+
+
 @rule("freeze-windows")
 def _freeze_windows(env: Environment) -> Iterator[Problem]:
     for i, window in enumerate(env.data.get("freeze", [])):
@@ -520,11 +552,45 @@ def _freeze_windows(env: Environment) -> Iterator[Problem]:
             yield env.problem(("freeze", i, "until"), "the window ends before it starts")
 
 
-def parse_time(text: str) -> dt.datetime | None:
-    try:
-        return dt.datetime.fromisoformat(text)
-    except ValueError:
-        return None
+@rule("override-expiry")
+def _override_expiry(env: Environment) -> Iterator[Problem]:
+    """A freeze override is short-lived: it expires at most 24 hours from now.
+
+    An expired one is inert, not an error: the file stays valid and the gate ignores it.
+    """
+    entry = env.data.get("override")
+    if not isinstance(entry, dict):
+        return
+    expires = parse_time(entry["expires"])
+    if expires is None:
+        yield env.problem(("override", "expires"), "is not a real date and time")
+        return
+    ahead = expires - now_utc()
+    if ahead > OVERRIDE_LIMIT:
+        yield env.problem(
+            ("override", "expires"),
+            f"is {_hours(ahead)} from now; an override lasts at most 24 hours "
+            "(write a new one, reviewed again, to go on)",
+        )
+
+
+def _hours(delta: dt.timedelta) -> str:
+    return f"{delta.total_seconds() / 3600:.1f} hours"
+
+
+_SOAK_LIMIT = dt.timedelta(days=30)
+
+
+@rule("promotion-soak")
+def _promotion_soak(env: Environment) -> Iterator[Problem]:
+    """A soak time is a real duration, no longer than 30 days (a release that old is
+    history, not a candidate)."""
+    soak = (env.data.get("promotion") or {}).get("soak")
+    if soak is None:
+        return
+    duration = parse_duration(soak)
+    if duration is None or duration > _SOAK_LIMIT:
+        yield env.problem(("promotion", "soak"), f"{quote(soak)} is not between 1m and 30d")
 
 
 @rule("promotion-chain")

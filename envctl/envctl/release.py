@@ -3,27 +3,45 @@
 Each one edits an environment file as round-trip YAML (comments and key order kept),
 checks the result with the same schema and policy as ``envctl validate``, replaces the
 file in one step (temp file + rename) and makes one commit naming the environment, the
-services and their SHAs. They refuse to run on a dirty tree, and on any failure after
-the write they put the old file back, so nothing is ever left half done.
+services, their SHAs and the releases involved. They refuse to run on a dirty tree, and
+on any failure after the write they put the old file back, so nothing is ever left half
+done.
+
+Promotion and rollback decide from the deploy record (``envctl.history.Ledger``), never
+from the file's history alone: only a release recorded ``succeeded`` is promoted or
+rolled back to.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from envctl import gitrepo
+from envctl.clock import parse_duration, rfc3339
 from envctl.errors import EnvctlError
 from envctl.freeze import refuse_if_frozen
-from envctl.history import ACTION, ROLLED_BACK, SOURCE, Release, image_set, releases
+from envctl.history import (
+    ACTION,
+    RELEASE,
+    ROLLED_BACK,
+    SOURCE,
+    Ledger,
+    ReleaseStatus,
+    image_set,
+    short,
+)
 from envctl.load import load_environment, parse_environment
 from envctl.model import CHECKOUT, Environment, Image
+from envctl.records import state_digest
 from envctl.yamlio import Replacement, dump, parse
 
-_SHA_PREFIX = re.compile(r"^[0-9a-f]{7,40}$")
+
+class NothingToRollBackTo(EnvctlError):
+    """No release of the environment was ever recorded succeeded (or every one is the
+    current state): the CLI exits 3 so a workflow can say "nothing to roll back to"."""
 
 
 @dataclass(frozen=True)
@@ -50,27 +68,30 @@ class Outcome:
         }
 
 
-def set_image(
-    repo_root: Path,
-    name: str,
-    service: str,
-    commit: str,
-    digest: str | None,
-    now: dt.datetime,
-) -> Outcome:
+def set_images(repo_root: Path, name: str, images: dict[str, Image], now: dt.datetime) -> Outcome:
+    """Point each named service at its image, all in one commit (one release)."""
     gitrepo.require_clean(repo_root)
     env = load_environment(repo_root, name)
-    env.service(service)  # a clear error for an unknown service
+    for service in images:
+        env.service(service)  # a clear error for an unknown service
     refuse_if_frozen(env, now, "set-image")
-    images = {service: Image(commit, digest)}
-    subject = f"{name}: set {service} to {_short(commit)}"
-    return _write(env, "set-image", images, subject, trailers={})
+    subject = f"{name}: set {_names(images)}"
+    return _write(env, "set-image", _with_images(env, images), subject, body=[], trailers={})
 
 
 def promote(
-    repo_root: Path, source: str, target: str, now: dt.datetime, commit: str | None = None
+    repo_root: Path,
+    source: str,
+    target: str,
+    now: dt.datetime,
+    release: str | None = None,
+    allow_rolled_back: bool = False,
+    reason: str | None = None,
 ) -> Outcome:
-    """Copy the exact images ``source`` runs (or ran, with ``commit``) into ``target``."""
+    """Copy the images of ``source``'s newest verified release (or ``release``) into
+    ``target``: recorded succeeded in ``source``, soaked for ``target``'s
+    ``promotion.soak``, and not a set of images ``target`` rolled back (unless
+    ``allow_rolled_back`` with a ``reason``)."""
     gitrepo.require_clean(repo_root)
     src = load_environment(repo_root, source)
     dst = load_environment(repo_root, target)
@@ -80,76 +101,158 @@ def promote(
             f"{dst.file}: promotion.from: {target} receives promotions from {allowed}, "
             f"not {source!r}"
         )
+    if allow_rolled_back and not (reason or "").strip():
+        raise EnvctlError("--allow-rolled-back needs --reason TEXT (it goes into the commit)")
     refuse_if_frozen(dst, now, "promote")
-    images = src.images() if commit is None else _release_of(src, commit).images
-    for svc, image in images.items():
-        if svc in dst.services and dst.is_cloud and (image.commit == CHECKOUT or not image.digest):
-            raise EnvctlError(
-                f"{src.file}: services.{svc}.image: {source} runs an image built from the "
-                f"working tree, which cannot be promoted; give {target} a CI-built image "
-                f"with envctl set-image {target} {svc} --commit SHA --digest sha256:..."
-            )
+    _refuse_working_tree_images(src, dst)
+    ledger = Ledger(repo_root, source)
+    soak = parse_duration(dst.soak) if dst.soak else None
+    if release is not None:
+        chosen = ledger.find(release)
+        why = _not_promotable(chosen, source, target, soak, now)
+        if why:
+            raise EnvctlError(f"{src.file}: release {short(chosen.id)}: {why}")
+        skipped: list[str] = []
+    else:
+        chosen, skipped = _newest_promotable(ledger, src, target, soak, now)
+    images = chosen.release.images
     missing = [svc for svc in dst.services if svc not in images]
     if missing:
         raise EnvctlError(
-            f"{src.file}: services: {source} has no {missing[0]!r}, which {target} runs; "
-            "promote needs every service"
+            f"{src.file}: services: {source}'s release {short(chosen.id)} has no "
+            f"{missing[0]!r}, which {target} runs; promote needs every service"
         )
-    chosen = {svc: images[svc] for svc in dst.services}
-    subject = f"{target}: promote {_names(chosen)} from {source}"
-    outcome = _write(dst, "promote", chosen, subject, trailers={SOURCE: source})
-    return replace(outcome, extra={"source": source, "approval_required": dst.approval_required})
+    picked = {svc: images[svc] for svc in dst.services}
+    body = [f"release: {source}@{short(chosen.id)} ({chosen.observed()})", *skipped]
+    rolled = Ledger(repo_root, target).rolled_back_images().get(image_set(picked))
+    if rolled is not None:
+        undone = (
+            f"{target} rolled back release {short(rolled.id)} (merged {rolled.release.merged_at}) "
+            f"with these images in release {short(rolled.rolled_back_by or '')}"
+        )
+        if not allow_rolled_back:
+            raise EnvctlError(
+                f"{dst.file}: services: {source}'s release {short(chosen.id)} carries the "
+                f"images {undone}; promote refuses to ship them again unless told to: "
+                "--allow-rolled-back --reason TEXT"
+            )
+        body += [f"ships again the images {undone}", f"reason: {reason}"]
+    subject = f"{target}: promote {_names(picked)} from {source}"
+    trailers = {SOURCE: source, RELEASE: chosen.id}
+    outcome = _write(dst, "promote", _with_images(dst, picked), subject, body, trailers)
+    extra = {
+        "source": source,
+        "release": chosen.id,
+        "approval_required": dst.approval_required,
+        "skipped": skipped,
+    }
+    return replace(outcome, extra=extra)
 
 
-def rollback(repo_root: Path, name: str, to: str | None = None) -> Outcome:
-    """Restore the previous distinct release (or release ``to``) as a new forward commit.
-
-    Without ``to``: the newest release whose images differ from today's and which no
-    rollback has already undone (so a second rollback goes further back instead of
-    bouncing between two releases). With ``to``: the newest release whose change commit
-    or image commit starts with ``to``; it must be one this environment ran.
-    """
-    gitrepo.require_clean(repo_root)
-    env = load_environment(repo_root, name)
-    history = releases(repo_root, name)
-    current = image_set(env.images())
-    if to is None:
-        candidates = [r for r in history if r.key != current and not r.rolled_back]
-        if not candidates:
-            raise EnvctlError(f"{env.file}: {name} has no earlier release to roll back to")
-        target = candidates[0]
-    else:
-        target = _release_of(env, to, history)
-    undone = history[0].change if history and history[0].key == current else None
-    # A service added since that release keeps its image; one removed since is ignored.
-    images = {svc: target.images[svc] for svc in env.services if svc in target.images}
-    subject = f"{name}: roll back to {_names(images)}"
-    trailers = {ROLLED_BACK: undone} if undone else {}
-    outcome = _write(env, "rollback", images, subject, trailers=trailers, release=target)
-    return replace(outcome, extra={"release": target.change, "rolled_back": undone})
+def _refuse_working_tree_images(src: Environment, dst: Environment) -> None:
+    for svc, image in src.images().items():
+        if svc in dst.services and dst.is_cloud and (image.commit == CHECKOUT or not image.digest):
+            raise EnvctlError(
+                f"{src.file}: services.{svc}.image: {src.name} runs an image built from the "
+                f"working tree, which cannot be promoted; give {dst.name} a CI-built image "
+                f"with envctl set-image {dst.name} {svc}=SHA@sha256:DIGEST"
+            )
 
 
-def _release_of(env: Environment, sha: str, history: list[Release] | None = None) -> Release:
-    if not _SHA_PREFIX.match(sha):
-        raise EnvctlError(f"{sha!r} is not a commit SHA (7 to 40 lower-case hex digits)")
-    history = releases(env.repo_root, env.name) if history is None else history
-    for release in history:
-        if release.has(sha):
-            return release
+def _not_promotable(
+    status: ReleaseStatus, source: str, target: str, soak: dt.timedelta | None, now: dt.datetime
+) -> str | None:
+    """Why ``status`` may not be promoted now, in words (None: it may)."""
+    if not status.records:
+        return f"not deployed to {source} yet"
+    first = status.first_success()
+    if first is None:
+        last = status.records[0]
+        run = f" ({last.run_url})" if last.run_url else ""
+        return f"failed in {source} at {rfc3339(last.time)}{run}"
+    if status.rolled_back_by:
+        return f"rolled back in {source} by release {short(status.rolled_back_by)}"
+    if soak is not None and first.time + soak > now:
+        return f"soaking in {source} until {rfc3339(first.time + soak)} ({target}'s promotion.soak)"
+    return None
+
+
+def _newest_promotable(
+    ledger: Ledger, src: Environment, target: str, soak: dt.timedelta | None, now: dt.datetime
+) -> tuple[ReleaseStatus, list[str]]:
+    skipped: list[str] = []
+    for status in ledger.statuses:
+        why = _not_promotable(status, src.name, target, soak, now)
+        if why is None:
+            return status, skipped
+        skipped.append(f"skipped {src.name}@{short(status.id)}: {why}")
+    reasons = "; ".join(s.removeprefix("skipped ") for s in skipped[:4]) or "it has no releases"
     raise EnvctlError(
-        f"{env.file}: services: {env.name} never ran {sha}: no release in "
-        f"git log -- {env.file} has it (see: envctl history {env.name})"
+        f"{src.file}: no release of {src.name} can be promoted to {target}: {reasons} "
+        f"(see: envctl history {src.name})"
     )
 
 
-def _write(
-    env: Environment,
-    action: str,
-    images: dict[str, Image],
-    subject: str,
-    trailers: dict[str, str],
-    release: Release | None = None,
-) -> Outcome:
+def rollback(repo_root: Path, name: str, to: str | None = None) -> Outcome:
+    """Restore the whole file of the newest release recorded succeeded in ``name`` that
+    differs from today's and was not itself rolled back (or of release ``to``), as one
+    new forward commit naming both releases."""
+    gitrepo.require_clean(repo_root)
+    env = load_environment(repo_root, name)
+    ledger = Ledger(repo_root, name)
+    state = state_digest(env.data)
+    if to is not None:
+        target = ledger.find(to)
+        why = _not_a_rollback_target(target, state, name)
+        if why:
+            raise EnvctlError(f"{env.file}: release {short(target.id)}: {why}")
+    else:
+        target = _last_known_good(ledger, env, state)
+    current = ledger.current
+    undone = current.id if current is not None and current.release.state == state else None
+    subject = f"{name}: roll back to {short(target.id)}" + (
+        f" (undoes {short(undone)})" if undone else ""
+    )
+    body = [
+        f"restores release {short(target.id)} ({target.observed()}): images and config",
+        *(
+            f"{svc}: {i.commit} {i.digest or '(no digest)'}"
+            for svc, i in target.release.images.items()
+        ),
+    ]
+    trailers = {RELEASE: target.id, **({ROLLED_BACK: undone} if undone else {})}
+    outcome = _write(env, "rollback", target.release.text, subject, body, trailers)
+    return replace(
+        outcome, images=target.release.images, extra={"release": target.id, "rolled_back": undone}
+    )
+
+
+def _last_known_good(ledger: Ledger, env: Environment, state: str) -> ReleaseStatus:
+    for status in ledger.statuses:
+        if status.succeeded and status.release.state != state and status.rolled_back_by is None:
+            return status
+    if not any(s.succeeded for s in ledger.statuses):
+        raise NothingToRollBackTo(
+            f"{env.file}: nothing to roll back to: no release of {env.name} is recorded as "
+            "succeeded yet (a first deploy has no earlier good release; fix forward)"
+        )
+    raise NothingToRollBackTo(
+        f"{env.file}: nothing to roll back to: every release recorded succeeded in "
+        f"{env.name} is today's file or was rolled back (see: envctl history {env.name})"
+    )
+
+
+def _not_a_rollback_target(status: ReleaseStatus, state: str, name: str) -> str | None:
+    if status.release.state == state:
+        return None  # today's file already: the write finds nothing to commit
+    if not status.succeeded:
+        return f"not recorded as succeeded in {name} ({status.observed()})"
+    if status.rolled_back_by:
+        return f"it was rolled back by release {short(status.rolled_back_by)}"
+    return None
+
+
+def _with_images(env: Environment, images: dict[str, Image]) -> str:
     doc = parse(env.text, env.file)
     for svc, image in images.items():
         node = doc["services"][svc]["image"]
@@ -158,16 +261,29 @@ def _write(
             node["digest"] = image.digest
         elif "digest" in node:
             del node["digest"]
-    text = dump(doc)
+    return dump(doc)
+
+
+def _write(
+    env: Environment,
+    action: str,
+    text: str,
+    subject: str,
+    body: list[str],
+    trailers: dict[str, str],
+) -> Outcome:
     # The same checks as `envctl validate`: an edit that breaks a rule is never written.
-    parse_environment(env.repo_root, env.name, text)
+    written_env = parse_environment(env.repo_root, env.name, text)
+    images = written_env.images()
     if text == env.text:
         return Outcome(action, env.name, False, images, message=f"{env.name} already runs that")
-    body = [f"{svc}: {i.commit} {i.digest or '(no digest)'}" for svc, i in images.items()]
-    if release is not None:
-        body.append(f"release: {release.change} ({release.date})")
+    if action != "rollback":
+        body = [
+            *(f"{svc}: {i.commit} {i.digest or '(no digest)'}" for svc, i in images.items()),
+            *body,
+        ]
     footer = [f"{ACTION}: {action}", *(f"{k}: {v}" for k, v in trailers.items())]
-    message = "\n\n".join([subject, "\n".join(body), "\n".join(footer)]) + "\n"
+    message = "\n\n".join(filter(None, [subject, "\n".join(body), "\n".join(footer)])) + "\n"
     root = env.repo_root
     gitrepo.require_unlocked(root)  # a locked index would fail the commit after the write
     before = gitrepo.head(root)
@@ -197,9 +313,5 @@ def _head_or_none(root: Path) -> str | None:
         return None
 
 
-def _short(commit: str) -> str:
-    return commit[:12] if commit != CHECKOUT else commit
-
-
 def _names(images: dict[str, Image]) -> str:
-    return ", ".join(f"{svc}@{_short(i.commit)}" for svc, i in images.items())
+    return ", ".join(f"{svc}@{i.short()}" for svc, i in images.items())

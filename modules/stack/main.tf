@@ -10,12 +10,18 @@ locals {
   # Cloud Run's deterministic URL (https://NAME-PROJECT_NUMBER.REGION.run.app) is known
   # before the service exists, so a caller's environment can name its callee without a
   # dependency cycle between instances of module.service. Each in the two forms a
-  # variable can hold: "url" (an ID-token audience) and "address" (host:443, a gRPC target).
+  # variable can hold: "url" (an ID-token audience), "address" (host:443, a gRPC target)
+  # and "canary_address" (the gRPC target of the revision tagged `canary`, which a gradual
+  # rollout's step 0 gives the callers' own canary revisions, ADR 0022).
   service_urls = {
     for name, _ in var.services : name => "https://${name}-${data.google_project.this.number}.${var.region}.run.app"
   }
   service_endpoints = {
-    for name, url in local.service_urls : name => { url = url, address = "${trimprefix(url, "https://")}:443" }
+    for name, url in local.service_urls : name => {
+      url            = url
+      address        = "${trimprefix(url, "https://")}:443"
+      canary_address = "canary---${trimprefix(url, "https://")}:443"
+    }
   }
 
   # envctl renders every variable the platform sets (envctl/platform_env.py): `env` is
@@ -42,13 +48,20 @@ locals {
   }
 }
 
-module "registry" {
-  source = "../artifact-registry"
-
-  project_id    = var.project_id
+# The image repository is bootstrap's (bootstrap/modules/project): it must exist before
+# any image is copied into it, so before this stack's first apply. The stack only reads
+# it, so a plan against a project bootstrap has not prepared fails here, naming it.
+data "google_artifact_registry_repository" "images" {
+  project       = var.project_id
   location      = var.registry.location
   repository_id = var.registry.repository_id
-  labels        = var.labels
+}
+
+# Environments applied before the registry moved to bootstrap hold it as module.registry:
+# forget it, never destroy it (it holds every image the environment ran); bootstrap
+# imports it (bootstrap/README.md, "An environment applied before bootstrap existed").
+removed {
+  from = module.registry
 }
 
 module "identity" {

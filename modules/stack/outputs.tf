@@ -20,7 +20,7 @@ output "service_account_emails" {
 
 output "registry_url" {
   description = "Docker registry URL of the environment: LOCATION-docker.pkg.dev/PROJECT/REPOSITORY."
-  value       = module.registry.repository_url
+  value       = "${data.google_artifact_registry_repository.images.location}-docker.pkg.dev/${data.google_artifact_registry_repository.images.project}/${data.google_artifact_registry_repository.images.repository_id}"
 }
 
 output "database_connection_names" {

@@ -33,7 +33,7 @@ variable "registry" {
     location      = string
     repository_id = string
   })
-  description = "The Artifact Registry repository this stack creates and the images are pulled from."
+  description = "The Artifact Registry repository the images are pulled from (created by bootstrap/, read here)."
 }
 
 variable "deletion_protection" {
@@ -114,7 +114,7 @@ variable "services" {
       }))
     }))
   }))
-  description = "Services by name, as `envctl render` writes them: image by digest, the commit it was built from, identity, exposure, callers/callees, sizing, probes, env (every plain variable, the platform's included), url_env (variables holding a service's Cloud Run URL: {service, form = url or address}), secret references, VPC egress, traffic split, and the run store (storage: its Cloud SQL instance and bucket, named as the service's NAME_DATABASE_URL and NAME_OUTPUT_URL name them)."
+  description = "Services by name, as `envctl render` writes them: image by digest, the commit it was built from, identity, exposure, callers/callees, sizing, probes, env (every plain variable, the platform's included), url_env (variables holding a service's Cloud Run URL: {service, form = url, address or canary_address}), secret references, VPC egress, traffic split, and the run store (storage: its Cloud SQL instance and bucket, named as the service's NAME_DATABASE_URL and NAME_OUTPUT_URL name them)."
 
   validation {
     condition = alltrue([
@@ -126,10 +126,10 @@ variable "services" {
   validation {
     condition = alltrue([
       for name, svc in var.services : alltrue([
-        for key, ref in svc.url_env : contains(keys(var.services), ref.service) && contains(["url", "address"], ref.form) && !contains(keys(svc.env), key)
+        for key, ref in svc.url_env : contains(keys(var.services), ref.service) && contains(["url", "address", "canary_address"], ref.form) && !contains(keys(svc.env), key)
       ])
     ])
-    error_message = "services[*].url_env must name services of this environment, in form url or address, and variables not also in env."
+    error_message = "services[*].url_env must name services of this environment, in form url, address or canary_address, and variables not also in env."
   }
 }
 

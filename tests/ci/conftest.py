@@ -113,7 +113,7 @@ def http_server() -> Iterator[Callable[[Route], FakeServer]]:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = do_PATCH = _answer
+            do_GET = do_POST = do_PATCH = do_DELETE = _answer
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet test output
                 pass
@@ -128,3 +128,23 @@ def http_server() -> Iterator[Callable[[Route], FakeServer]]:
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+def write_record(
+    repo: Path, env: str, when: str, result: str, evidence: list[object] | None = None
+) -> str:
+    """A real deploy record of ``env`` at HEAD (as ``envctl record`` writes it), made at
+    ``when`` (YYYYMMDDTHHMMSSZ); each evidence item is stored as a file first. Returns
+    the tag."""
+    import datetime as dt
+    import json
+
+    from envctl.record import record
+
+    moment = dt.datetime.strptime(when, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+    files = []
+    for i, item in enumerate(evidence or []):
+        path = repo.parent / f"evidence-{env}-{when}-{i}.json"
+        path.write_text(json.dumps(item), encoding="utf-8")
+        files.append(path)
+    return record(repo, env, result, moment, evidence=files).tag

@@ -152,17 +152,16 @@ def test_a_revision_over_a_threshold_fails_the_deploy(
     figures = {s: dict(f) for s, f in HEALTHY.items()}
     figures[service][kind] = value
     route, _ = monitoring(figures)
-    report = tmp_path / "report.json"
-    code, out, err = run(http_server(route), "staging", "--report", str(report))
+    evidence = tmp_path / "metrics.json"
+    code, out, err = run(http_server(route), "staging", "--evidence", str(evidence))
     assert code == 1
     assert err == "envctl.ci: metrics check of staging failed\n"
-    saved = json.loads(report.read_text())
-    assert saved["environment"] == "staging"  # what the rollback job reads back
-    assert saved["ok"] is False
-    problems = saved["report"]["services"][service]["problems"]
+    saved = json.loads(evidence.read_text())  # written on failure too: the record carries it
+    assert (saved["kind"], saved["environment"], saved["ok"]) == ("metrics", "staging", False)
+    problems = saved["services"][service]["problems"]
     assert any(words in p for p in problems), problems
     other = "pipeline" if service == "console" else "console"
-    assert saved["report"]["services"][other]["ok"] is True
+    assert saved["services"][other]["ok"] is True
     assert "**FAILED**" in out
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from envctl.ci.rollout import (
+    canary_reaches_pipeline,
     execute,
     expected_commits,
     service_url,
@@ -140,3 +141,81 @@ def test_a_failed_smoke_check_stops_the_rollout(
     assert len(results) == 1
     assert not results[0].report.ok
     assert len(rec.commands) == 1  # traffic never moved to the canary
+
+
+def test_step_0_points_the_console_canary_at_the_pipeline_canary(
+    env_repo: Path, edit_env: EditEnv
+) -> None:
+    env = _with_rollout(env_repo, edit_env, "console", "pipeline")
+    first, last = steps(env)
+    rendered = render(env)
+    zero = step_variables(env, rendered, first)["services"]["console"]["url_env"]
+    assert zero["PIPELINE_ADDR"] == {"service": "pipeline", "form": "canary_address"}
+    # The audience stays the pipeline's URL: its token check and run.invoker expect it.
+    assert zero["PIPELINE_AUDIENCE"] == {"service": "pipeline", "form": "url"}
+    assert rendered["services"]["console"]["url_env"]["PIPELINE_ADDR"]["form"] == "address"
+    assert step_variables(env, rendered, last) == rendered
+    assert canary_reaches_pipeline(env)
+
+
+def test_a_console_alone_reaches_the_new_pipeline_without_repointing(
+    env_repo: Path, edit_env: EditEnv
+) -> None:
+    env = _with_rollout(env_repo, edit_env, "console")
+    first, _ = steps(env)
+    zero = step_variables(env, render(env), first)["services"]["console"]["url_env"]
+    assert zero["PIPELINE_ADDR"]["form"] == "address"  # the pipeline takes 100 % at once
+    assert canary_reaches_pipeline(env)
+
+
+def test_a_pipeline_rolled_out_alone_is_out_of_the_canary_s_reach(
+    env_repo: Path, edit_env: EditEnv
+) -> None:
+    env = _with_rollout(env_repo, edit_env, "pipeline")
+    assert not canary_reaches_pipeline(env)
+
+
+def test_the_data_canary_runs_at_step_0_through_the_console_tag_url(
+    env_repo: Path, edit_env: EditEnv, tmp_path: Path
+) -> None:
+    env = _with_rollout(env_repo, edit_env, "console", "pipeline")
+    rec = Recorder()
+    verified: list[str] = []
+
+    def verify(url: str) -> bool:
+        verified.append(url)
+        return True
+
+    results = execute(env, render(env), Path("stack"), tmp_path, URL, rec.smoke, rec.run, verify)
+    assert verified == [tagged_url(URL, "canary")]  # once, before any traffic moved
+    assert [r.canary for r in results] == [True, None]
+    assert all(r.ok for r in results)
+
+
+def test_a_disagreeing_canary_stops_the_rollout_before_traffic(
+    env_repo: Path, edit_env: EditEnv, tmp_path: Path
+) -> None:
+    env = _with_rollout(env_repo, edit_env, "console", "pipeline")
+    rec = Recorder()
+    results = execute(
+        env, render(env), Path("stack"), tmp_path, URL, rec.smoke, rec.run, lambda url: False
+    )
+    assert len(results) == 1
+    assert results[0].report.ok  # the smoke check passed; the data did not
+    assert not results[0].ok
+    assert len(rec.commands) == 1  # step 1 (traffic) was never applied
+
+
+def test_rollout_refuses_a_canary_it_cannot_run_before_applying_anything(
+    env_repo: Path, edit_env: EditEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from envctl.ci.__main__ import main
+
+    _with_rollout(env_repo, edit_env, "pipeline")
+    rendered = tmp_path / "vars.json"
+    rendered.write_text(json.dumps(render(load_environment(env_repo, "staging"))))
+    args = ["rollout", "staging", "--stack", str(tmp_path / "no-stack"), "--vars", str(rendered)]
+    args += ["--console-url", URL, "--workdir", str(tmp_path), "--canary-report", "c.json"]
+    assert main([*args, "--repo", str(env_repo)]) == 1
+    assert "cannot reach the new pipeline during this rollout" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*rollout-step*"))  # no step was even written

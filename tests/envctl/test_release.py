@@ -30,21 +30,36 @@ def commits(run_git: Git, repo: Path, path: str = "") -> list[str]:
 
 
 def ship_to_dev(cli: Cli, repo: Path) -> None:
-    for service, digest in (("pipeline", NEW_PIPELINE), ("console", NEW_CONSOLE)):
-        result = cli(
-            "--repo", repo, "set-image", "dev", service, "--commit", NEW, "--digest", digest
-        )
-        assert result.status == 0, result.err
+    images = (f"pipeline={NEW}@{NEW_PIPELINE}", f"console={NEW}@{NEW_CONSOLE}")
+    result = cli("--repo", repo, "set-image", "dev", *images)
+    assert result.status == 0, result.err
 
 
-def test_dev_to_staging_to_prod_then_roll_back_prod(env_repo: Path, cli: Cli, run_git: Git) -> None:
+_clock = iter(range(10, 60))
+
+
+def record(
+    cli: Cli, repo: Path, name: str, monkeypatch: pytest.MonkeyPatch, result: str = "succeeded"
+) -> None:
+    """What deploy.yml does after an apply: a deploy record of NAME at HEAD."""
+    monkeypatch.setenv("ENVCTL_NOW", f"2026-06-10T10:{next(_clock):02d}:00Z")
+    made = cli("--repo", repo, "record", name, "--result", result)
+    assert made.status == 0, made.err
+
+
+def test_dev_to_staging_to_prod_then_roll_back_prod(
+    env_repo: Path, cli: Cli, run_git: Git, monkeypatch: pytest.MonkeyPatch
+) -> None:
     prod_file = env_repo / "environments" / "prod.yaml"
     original_prod = prod_file.read_text()
+    record(cli, env_repo, "prod", monkeypatch)  # prod's seed release ran well
     ship_to_dev(cli, env_repo)
+    record(cli, env_repo, "dev", monkeypatch)
 
     staged = cli("--repo", env_repo, "--json", "promote", "dev", "staging")
     assert staged.status == 0, staged.err
     assert json.loads(staged.out)["approval_required"] is False
+    record(cli, env_repo, "staging", monkeypatch)
     shipped = cli("--repo", env_repo, "promote", "staging", "prod", "--json")
     assert shipped.status == 0, shipped.err
     outcome = json.loads(shipped.out)
@@ -63,6 +78,7 @@ def test_dev_to_staging_to_prod_then_roll_back_prod(env_repo: Path, cli: Cli, ru
     assert f"pipeline: {NEW} {NEW_PIPELINE}" in message
     assert "Envctl-Action: promote" in message
     assert "Envctl-Source: staging" in message
+    assert "release: staging@" in message
     # Only the image lines changed: comments, order and quoting are intact.
     changed = _changed_lines(original_prod, prod_file.read_text())
     assert changed == {
@@ -71,27 +87,28 @@ def test_dev_to_staging_to_prod_then_roll_back_prod(env_repo: Path, cli: Cli, ru
         "      digest: " + NEW_CONSOLE,
     }
 
+    record(cli, env_repo, "prod", monkeypatch, "failed")
     rolled = cli("--repo", env_repo, "rollback", "prod", "--json")
     assert rolled.status == 0, rolled.err
     assert prod_file.read_text() == original_prod  # the previous release, byte for byte
     assert len(commits(run_git, env_repo, "environments/prod.yaml")) == 3  # forward, not rewritten
     message = run_git(env_repo, "log", "-1", "--format=%B")
-    assert message.startswith(f"prod: roll back to pipeline@{PROD_BEFORE[:12]}")
-    assert "Envctl-Rolled-Back: " in message
+    promoted, seed = commits(run_git, env_repo, "environments/prod.yaml")[1:]
+    assert message.startswith(f"prod: roll back to {seed[:12]} (undoes {promoted[:12]})")
+    assert "restores release " in message
 
     history = json.loads(cli("--repo", env_repo, "--json", "history", "prod").out)["releases"]
-    assert [r["action"] for r in history] == ["rollback", "promote", None]
-    assert [r["rolled_back"] for r in history] == [False, True, False]
+    assert [r["result"] for r in history] == [None, "failed", "succeeded"]
+    assert [r["rolled_back_by"] is not None for r in history] == [False, True, False]
+    assert history[0]["restores"] == seed
     assert history[0]["images"]["pipeline"]["commit"] == PROD_BEFORE
     assert history[1]["images"]["console"] == {"commit": NEW, "digest": NEW_CONSOLE}
     assert history[0]["author"] == "Release Bot <release-bot@example.org>"
 
     # The undone release is skipped, so there is nothing further back to return to.
     again = cli("--repo", env_repo, "rollback", "prod")
-    assert again.status == 1
-    assert (
-        again.err.strip() == "environments/prod.yaml: prod has no earlier release to roll back to"
-    )
+    assert again.status == 3
+    assert again.err.startswith("environments/prod.yaml: nothing to roll back to: every release")
 
 
 def test_history_lists_releases_in_text(env_repo: Path, cli: Cli) -> None:
@@ -99,11 +116,13 @@ def test_history_lists_releases_in_text(env_repo: Path, cli: Cli) -> None:
     result = cli("--repo", env_repo, "history", "dev")
     assert result.status == 0
     lines = result.out.splitlines()
-    # set-image of each service is a release: two of them, plus the initial file.
-    assert sum(1 for line in lines if not line.startswith(" ")) == 3
-    assert "set-image" in lines[0]
-    assert "Release Bot <release-bot@example.org>" in lines[0]
-    assert lines[1].split() == ["console", NEW, NEW_CONSOLE]
+    # One set-image call for both services is one release, plus the initial file.
+    assert sum(1 for line in lines if not line.startswith(" ")) == 2
+    assert lines[0].endswith(
+        f"Release Bot <release-bot@example.org>  dev: set pipeline@{NEW[:12]}, console@{NEW[:12]}"
+    )
+    assert lines[1] == "    deployed: not deployed yet"
+    assert lines[2].split() == ["console", NEW, NEW_CONSOLE]
 
 
 def test_promotion_of_a_sha_the_source_never_ran_is_refused(
@@ -113,17 +132,22 @@ def test_promotion_of_a_sha_the_source_never_ran_is_refused(
     result = cli("--repo", env_repo, "promote", "staging", "prod", "--commit", NEVER)
     assert result.status == 1
     assert result.err.strip().splitlines() == [
-        f"environments/staging.yaml: services: staging never ran {NEVER}: no release in "
-        "git log -- environments/staging.yaml has it (see: envctl history staging)"
+        f"environments/staging.yaml: {NEVER!r} is not a release of staging, nor a commit on "
+        "main's first-parent history (see: envctl history staging)"
     ]
     assert commits(run_git, env_repo) == before
 
 
-def test_promotion_of_an_earlier_release_of_the_source(env_repo: Path, cli: Cli) -> None:
+def test_promotion_of_an_earlier_release_of_the_source(
+    env_repo: Path, cli: Cli, run_git: Git, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed = commits(run_git, env_repo)[-1]
+    record(cli, env_repo, "staging", monkeypatch)
     ship_to_dev(cli, env_repo)
+    record(cli, env_repo, "dev", monkeypatch)
     assert cli("--repo", env_repo, "promote", "dev", "staging").status == 0
     # staging now runs NEW; prod may still receive the release staging ran before.
-    result = cli("--repo", env_repo, "promote", "staging", "prod", "--commit", STAGING_BEFORE[:10])
+    result = cli("--repo", env_repo, "promote", "staging", "prod", "--release", seed[:10])
     assert result.status == 0, result.err
     assert load_environment(env_repo, "prod").image("pipeline").commit == STAGING_BEFORE
 
@@ -172,18 +196,30 @@ def test_write_on_a_dirty_tree_is_refused(env_repo: Path, cli: Cli, run_git: Git
 def test_rollback_to_a_sha_prod_never_ran_is_refused(env_repo: Path, cli: Cli) -> None:
     result = cli("--repo", env_repo, "rollback", "prod", "--to", NEVER[:12])
     assert result.status == 1
-    assert "prod never ran 999999999999" in result.err
-    assert result.err.startswith("environments/prod.yaml: services: ")
-
-
-def test_rollback_to_a_named_release(env_repo: Path, cli: Cli) -> None:
+    assert result.err.startswith("environments/prod.yaml: '999999999999' is not a release of prod")
+    seed = cli("--repo", env_repo, "--json", "history", "prod")
+    never_deployed = json.loads(seed.out)["releases"][0]["release"]
     ship_to_dev(cli, env_repo)
+    named = cli("--repo", env_repo, "rollback", "dev", "--to", never_deployed)
+    assert named.status == 1
+    assert "not recorded as succeeded in dev (not deployed yet)" in named.err
+
+
+def test_rollback_to_a_named_release(
+    env_repo: Path, cli: Cli, run_git: Git, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed = commits(run_git, env_repo)[-1]
+    record(cli, env_repo, "prod", monkeypatch)
+    ship_to_dev(cli, env_repo)
+    record(cli, env_repo, "dev", monkeypatch)
     assert cli("--repo", env_repo, "promote", "dev", "staging").status == 0
+    record(cli, env_repo, "staging", monkeypatch)
     assert cli("--repo", env_repo, "promote", "staging", "prod").status == 0
-    result = cli("--repo", env_repo, "--json", "rollback", "prod", "--to", PROD_BEFORE)
+    record(cli, env_repo, "prod", monkeypatch)
+    result = cli("--repo", env_repo, "--json", "rollback", "prod", "--to", seed)
     assert result.status == 0, result.err
     assert json.loads(result.out)["images"]["pipeline"]["commit"] == PROD_BEFORE
-    same = cli("--repo", env_repo, "--json", "rollback", "prod", "--to", PROD_BEFORE)
+    same = cli("--repo", env_repo, "--json", "rollback", "prod", "--to", seed)
     assert same.status == 0
     assert json.loads(same.out)["changed"] is False
 
@@ -239,8 +275,11 @@ def test_set_image_of_the_same_image_commits_nothing(
 def test_freeze_blocks_promotion_but_not_rollback(
     env_repo: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    record(cli, env_repo, "prod", monkeypatch)
     ship_to_dev(cli, env_repo)
+    record(cli, env_repo, "dev", monkeypatch)
     assert cli("--repo", env_repo, "promote", "dev", "staging").status == 0
+    record(cli, env_repo, "staging", monkeypatch)
     assert cli("--repo", env_repo, "promote", "staging", "prod").status == 0
     monkeypatch.setenv("ENVCTL_NOW", "2026-12-24T12:00:00+01:00")  # the year-end freeze
     frozen = cli(

@@ -1,4 +1,5 @@
-"""`tofu fmt -check` (or `terraform fmt -check`) over modules/, when a binary is on PATH."""
+"""`tofu fmt -check` (or `terraform fmt -check`) over modules/ and bootstrap/, when a binary
+is on PATH."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-MODULES = Path(__file__).resolve().parents[2] / "modules"
+ROOT = Path(__file__).resolve().parents[2]
+FOLDERS = [ROOT / "modules", ROOT / "bootstrap"]
 
 
 def test_modules_are_formatted() -> None:
@@ -19,7 +21,7 @@ def test_modules_are_formatted() -> None:
     # An empty CLI config: no plugin cache or credentials of this machine are read.
     env = {**os.environ, "TF_CLI_CONFIG_FILE": os.devnull, "TF_IN_AUTOMATION": "1"}
     result = subprocess.run(
-        [binary, "fmt", "-check", "-recursive", "-diff", str(MODULES)],
+        [binary, "fmt", "-check", "-recursive", "-diff", *map(str, FOLDERS)],
         capture_output=True,
         text=True,
         env=env,

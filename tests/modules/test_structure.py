@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -102,7 +103,7 @@ def test_outputs_are_described(name: str) -> None:
         assert len(out.description) > 10, f"{name} output {out.name} is not described"
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [n for n in NAMES if n != "stack"])
 def test_versions_bound_opentofu_and_the_provider_both_ways(name: str) -> None:
     (terraform,) = hcl.load_tf(MODULES / name / "versions.tf")["terraform"]
     assert hcl.unquote(terraform["required_version"]) == ">= 1.6"
@@ -110,6 +111,18 @@ def test_versions_bound_opentofu_and_the_provider_both_ways(name: str) -> None:
     google = hcl.unquote(providers["google"])
     assert google["source"] == "hashicorp/google"
     assert re.fullmatch(r">= ?\d+(\.\d+)*, ?< ?\d+(\.\d+)*", google["version"]), google["version"]
+
+
+def test_the_stack_pins_the_provider_it_is_checked_against(provider_schema: ModuleType) -> None:
+    """The root that is applied pins exactly (a provider release between a PR's plan and
+    its merge must not change the applied plan), and the pin is the version whose schema
+    tools/provider_schema.py checks."""
+    (terraform,) = hcl.load_tf(MODULES / "stack" / "versions.tf")["terraform"]
+    assert hcl.unquote(terraform["required_version"]) == ">= 1.7"  # removed blocks
+    (providers,) = terraform["required_providers"]
+    google = hcl.unquote(providers["google"])
+    checked = provider_schema.GENERATED_FROM["provider-google"]  # "hashicorp/google 6.50.0"
+    assert f"{google['source']} {google['version']}" == checked
 
 
 def test_stack_keeps_one_state_per_environment_in_gcs() -> None:

@@ -27,6 +27,7 @@ EXPECTED = {
     "promote.yml",
     "rollback.yml",
     "drift.yml",
+    "providers-lock.yml",
 }
 USES = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?P<rest>.*)$")
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
@@ -143,8 +144,11 @@ def test_write_scopes_only_where_they_are_used(workflows: Workflows) -> None:
         perms = job["permissions"]
         text = "\n".join(s.get("run", "") for s in job.get("steps", []))
         if perms.get("pull-requests") == "write":
-            assert "pr-comment" in text, f"{name}: {job_id}"
+            # PR comments: the plan comment, and the lock claims it carries.
+            assert any(c in text for c in ("pr-comment", "envctl.ci lock")), f"{name}: {job_id}"
             assert "--pr" in text, f"{name}: {job_id}"
+        if perms.get("deployments") == "write":
+            assert "envctl.ci deployment" in text, f"{name}: {job_id}"
         if perms.get("issues") == "write":
             assert "--sync" in text, f"{name}: {job_id}"
         assert perms.get("contents") in {None, "read"}, f"{name}: {job_id}: contents: write"
@@ -224,7 +228,8 @@ def test_prod_is_deployable_only_through_its_environment(workflows: Workflows) -
 
 
 def test_deploy_refuses_unreviewed_plans_and_frozen_windows(workflows: Workflows) -> None:
-    runs = [s.get("run", "") for s in workflows["deploy.yml"]["jobs"]["deploy"]["steps"]]
+    steps = workflows["deploy.yml"]["jobs"]["deploy"]["steps"]
+    runs = [s.get("run", "") for s in steps]
     order = [
         next(i for i, r in enumerate(runs) if marker in r)
         for marker in (
@@ -232,9 +237,48 @@ def test_deploy_refuses_unreviewed_plans_and_frozen_windows(workflows: Workflows
             "envctl.ci plan-check",
             "apply -input=false",
             "envctl.ci smoke",
+            "envctl.ci canary",
+            "envctl.ci record-tag",
+            "envctl.ci deployment",
         )
     ]
     assert order == sorted(order)
+    # The comparison is never skipped: not for a push, not for workflow_dispatch.
+    check = next(s for s in steps if "envctl.ci plan-check" in s.get("run", ""))
+    assert "if" not in check
+
+
+def test_a_fresh_plan_waits_for_a_person_in_the_fresh_plan_environment(
+    workflows: Workflows,
+) -> None:
+    deploy = workflows["deploy.yml"]["jobs"]
+    assert deploy["fresh-plan"]["environment"]["name"] == "fresh-plan"
+    assert deploy["fresh-plan"]["if"] == "needs.fresh-plans.outputs.any == 'true'"
+    assert set(deploy["deploy"]["needs"]) >= {"fresh-plans", "fresh-plan"}
+    # The deploy goes on only after an approval, or when nothing needed one.
+    assert (
+        "needs.fresh-plan.result == 'success' || needs.fresh-plan.result == 'skipped'"
+        in (deploy["deploy"]["if"])
+    )
+    # The plan judged fresh or reviewed is made with the read-only plan identity.
+    auth = next(
+        s for s in deploy["plan"]["steps"] if "google-github-actions/auth" in s.get("uses", "")
+    )
+    assert auth["with"]["service_account"] == "${{ vars.PLAN_SA }}"
+    runs = [s.get("run", "") for s in deploy["plan"]["steps"]]
+    assert any("envctl.ci plan-verdict" in r for r in runs)
+    # The fresh-plan environment holds no secrets: nothing in its job asks for one.
+    assert "secrets." not in str(deploy["fresh-plan"])
+
+
+def test_every_plan_on_a_pr_takes_the_environment_lock_first(workflows: Workflows) -> None:
+    plan = workflows["plan.yml"]["jobs"]
+    runs = [s.get("run", "") for s in plan["plan"]["steps"]]
+    lock = next(i for i, r in enumerate(runs) if "python -m envctl.ci lock " in r)
+    tofu = next(i for i, r in enumerate(runs) if "tofu -chdir" in r and " plan " in r)
+    assert lock < tofu
+    release = [s.get("run", "") for s in plan["changes"]["steps"]]
+    assert any("envctl.ci lock-release" in r for r in release)
 
 
 # --- every envctl and envctl.ci call is a real command with real flags ----------------
@@ -285,7 +329,16 @@ def test_every_envctl_call_exists(workflows: Workflows) -> None:
         except _Refused as exc:
             pytest.fail(f"{name}: {job_id}: envctl {' '.join(argv)}: {exc}")
     used = {argv[0] for _, _, argv in found}
-    assert {"set-image", "promote", "rollback", "diff", "render", "history", "validate"} <= used
+    assert {
+        "set-image",
+        "promote",
+        "rollback",
+        "diff",
+        "render",
+        "history",
+        "validate",
+        "record",
+    } <= used
 
 
 def test_every_envctl_ci_call_exists(workflows: Workflows) -> None:
@@ -308,6 +361,14 @@ def test_every_envctl_ci_call_exists(workflows: Workflows) -> None:
         "publish",
         "copy-images",
         "reviewed-run",
+        "lock",
+        "lock-release",
+        "plan-verdict",
+        "fresh-plans",
+        "canary",
+        "record-tag",
+        "deployment",
+        "failed",
     } <= used
 
 
@@ -332,3 +393,53 @@ def test_the_call_finder_is_not_fooled() -> None:
 
 def test_workflows_are_documented_next_to_them() -> None:
     assert Path(WORKFLOWS / "README.md").is_file()
+
+
+# --- the deploy record: written by the release App, read with every tag -----------------
+
+# Commands that decide from the deploy records (refs/tags/deploy/**).
+READS_RECORDS = {"promote", "rollback", "record", "validate", "history"}
+CI_READS_RECORDS = {"gate", "drift", "failed"}
+
+
+def test_every_job_that_reads_deploy_records_fetches_them(workflows: Workflows) -> None:
+    """A checkout without the tags sees no record: envctl would refuse (or call drift
+    pending) for the wrong reason. Every job that decides from records fetches them."""
+    checked = 0
+    for name, job_id, job in jobs(workflows):
+        runs = [s["run"] for s in job.get("steps", []) if "run" in s]
+        reads = any(argv[:1] and argv[0] in READS_RECORDS for r in runs for argv in envctl_calls(r))
+        reads |= any(
+            argv[:1] and argv[0] in CI_READS_RECORDS for r in runs for argv in envctl_ci_calls(r)
+        )
+        if not reads:
+            continue
+        checked += 1
+        checkouts = [
+            s.get("with") or {}
+            for s in job.get("steps", [])
+            if str(s.get("uses", "")).startswith("actions/checkout@")
+        ]
+        assert checkouts, f"{name}: {job_id}: reads deploy records without a checkout"
+        for options in checkouts:
+            assert options.get("fetch-depth") == 0, f"{name}: {job_id}: fetch-depth: 0"
+            assert options.get("fetch-tags") is True, f"{name}: {job_id}: fetch-tags: true"
+    assert checked >= 6  # deploy (2 jobs), promote, rollback, drift, ci's validate
+
+
+def test_records_are_pushed_only_by_the_deploy_job_with_the_release_app(
+    workflows: Workflows,
+) -> None:
+    writers = [
+        (name, job_id)
+        for name, job_id, script in scripts(workflows)
+        if any(argv[:1] == ["record"] for argv in envctl_calls(script))
+    ]
+    assert writers == [("deploy.yml", "deploy")]
+    deploy = workflows["deploy.yml"]["jobs"]["deploy"]["steps"]
+    [token] = [s for s in deploy if s.get("id") == "release-token"]
+    assert str(token["uses"]).startswith("actions/create-github-app-token@")
+    assert token["with"]["app-id"] == "${{ vars.RELEASE_APP_ID }}"
+    [push] = [s for s in deploy if "envctl record" in s.get("run", "")]
+    assert push["env"]["TOKEN"] == "${{ steps.release-token.outputs.token }}"
+    assert 'git push "https://x-access-token:${TOKEN}@github.com/' in push["run"]

@@ -46,7 +46,9 @@ def plan_comment(
     run_url: str | None = None,
     plan_error: str | None = None,
 ) -> str:
-    parts = [marker("plan", environment), f"## `{environment}` at `{commit[:12]}`", ""]
+    # The lock marker makes this comment the PR's claim of the environment (envctl.ci.lock).
+    parts = [marker("plan", environment), marker("lock", environment)]
+    parts += [f"## `{environment}` at `{commit[:12]}`", ""]
     if diff is not None:
         parts += [diff_markdown(diff).rstrip(), ""]
     parts += ["#### OpenTofu plan", ""]

@@ -1,6 +1,14 @@
 """Drift: what ``tofu plan -detailed-exitcode`` would change in an environment that
 nobody changed in git, as one GitHub issue per environment.
 
+A plan can also show changes that git did make but no deploy has applied yet: a merge
+whose deploy is waiting (prod's reviewers), still running, or failed. Those are
+*pending*, not drift. :func:`pending` decides it from the deploy record: the plan's
+changes are drift only when the newest record of the environment says ``succeeded``
+for exactly what the file says at HEAD, with the same ``modules/``. Otherwise the
+report says "pending" and why, and the issue is left as it is (a pending deploy hides
+whether anything else drifted, so it neither opens nor closes one).
+
 Exit code 0 means no drift, 2 means the plan has changes, 1 means the plan failed (then
 issues are left alone: a failed check says nothing about drift). Known noise (attributes
 Google sets or rewrites by itself) is listed in a YAML file and dropped, each entry with
@@ -22,9 +30,13 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from envctl import gitrepo
+from envctl.ci.changed import SHARED_PREFIXES
 from envctl.ci.comment import marker
 from envctl.ci.github import GitHub
 from envctl.ci.plan import SYMBOLS, action_of, changed_paths
+from envctl.clock import rfc3339
+from envctl.history import Ledger, short
 
 LABEL = "drift"
 NO_DRIFT, PLAN_FAILED, DRIFTED = 0, 1, 2
@@ -91,10 +103,22 @@ class DriftReport:
     environment: str
     drifted: list[Drifted] = field(default_factory=list)
     ignored: list[tuple[str, str, str]] = field(default_factory=list)  # address, attr, reason
+    pending: str | None = None  # why the plan's changes may be a deploy not yet applied
 
     @property
     def has_drift(self) -> bool:
-        return bool(self.drifted)
+        return bool(self.drifted) and self.pending is None
+
+    @property
+    def is_pending(self) -> bool:
+        return bool(self.drifted) and self.pending is not None
+
+    def pending_text(self) -> str:
+        return (
+            f"pending in {self.environment}: {self.pending}; the plan's "
+            f"{len(self.drifted)} change(s) are what git says and no deploy applied yet, "
+            "not drift (the drift issue is left as it is)"
+        )
 
     def title(self) -> str:
         return f"Drift: {self.environment} differs from environments/{self.environment}.yaml"
@@ -128,6 +152,7 @@ class DriftReport:
         return {
             "environment": self.environment,
             "drift": self.has_drift,
+            "pending": self.pending if self.is_pending else None,
             "resources": [
                 {"address": d.address, "action": d.action, "attributes": list(d.attributes)}
                 for d in self.drifted
@@ -136,8 +161,39 @@ class DriftReport:
         }
 
 
-def analyse(environment: str, plan: dict[str, Any] | None, noise: list[Noise]) -> DriftReport:
-    report = DriftReport(environment)
+def pending(repo_root: Path, environment: str) -> str | None:
+    """Why ``environment`` may not run what HEAD says yet (None: its last deploy did)."""
+    ledger = Ledger(repo_root, environment)
+    current = ledger.current
+    if not ledger.records:
+        return f"{environment} has no deploy record yet"
+    last = ledger.records[0]
+    when = rfc3339(last.time)
+    if not last.succeeded:
+        return f"the last deploy ({short(last.release)} at {when}) failed"
+    if current is None or last.state != current.release.state:
+        merged = (
+            f"release {short(current.id)}, merged {current.release.merged_at},"
+            if current
+            else "HEAD"
+        )
+        return f"{merged} is not deployed yet (last deploy: {short(last.release)} at {when})"
+    for prefix in SHARED_PREFIXES:
+        path = prefix.rstrip("/")
+        if gitrepo.tree_of(repo_root, last.commit, path) != gitrepo.tree_of(
+            repo_root, "HEAD", path
+        ):
+            return f"{path}/ changed since the last deploy (at {short(last.commit)}, {when})"
+    return None
+
+
+def analyse(
+    environment: str,
+    plan: dict[str, Any] | None,
+    noise: list[Noise],
+    pending: str | None = None,
+) -> DriftReport:
+    report = DriftReport(environment, pending=pending)
     for rc in (plan or {}).get("resource_changes") or []:
         change = rc.get("change") or {}
         action = action_of(list(change.get("actions") or ["no-op"]))
@@ -170,6 +226,8 @@ def analyse(environment: str, plan: dict[str, Any] | None, noise: list[Noise]) -
 def sync(github: GitHub, report: DriftReport, run_url: str | None = None) -> tuple[str, int | None]:
     """Open or update the environment's drift issue, or close it when drift is gone."""
     mark = marker("drift", report.environment)
+    if report.is_pending:
+        return "pending", None
     if report.has_drift:
         return github.upsert_issue(mark, LABEL, report.title(), report.body(run_url))
     where = f" ([run]({run_url}))" if run_url else ""

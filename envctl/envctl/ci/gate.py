@@ -1,12 +1,19 @@
-"""May an environment be deployed now? Freeze windows decide; a rollback always may.
+"""May an environment be deployed now? Freeze windows decide, with two ways through.
 
-The freeze rules themselves are envctl's (``envctl.freeze``): the same windows that make
-``set-image`` and ``promote`` refuse to write make the deploy refuse to apply. A change
-merged before a window opened is still held back once it is open; only a rollback goes
-through, because a rollback is how an incident is fixed during a freeze. "A rollback"
-means: in ``base..head`` the newest commit to the environment's file is one that
-``envctl rollback`` wrote (recognised by its trailer), and no shared stack path changed
-(a module change rides along with nothing, not even a rollback).
+The freeze rules are envctl's (``envctl.freeze``): the same windows that make
+``set-image`` and ``promote`` refuse to write make the deploy refuse to apply. Inside an
+open window a deploy goes through only when
+
+(a) the environment file at ``head`` says exactly what a release the deploy record shows
+    ``succeeded`` in this environment said (same state digest: images and config), and
+    no shared stack path (``modules/``) changed since ``base`` (the push's start, or
+    else the last recorded deploy): a return to a known good state; or
+(b) the file at ``head`` carries an ``override`` that is in force (reason, by, expires
+    at most 24 h ahead), which its pull request reviewed and its plan comment showed.
+
+Both are decided from the file and the record, never from commit messages or trailers,
+so they hold the same for squash, merge-commit and rebase merges, and a trailer typed
+into a commit message opens nothing.
 """
 
 from __future__ import annotations
@@ -18,9 +25,12 @@ from typing import Any
 
 from envctl import gitrepo
 from envctl.ci.changed import SHARED_PREFIXES, changed_paths
-from envctl.freeze import open_window
-from envctl.history import ACTION
-from envctl.load import env_file, load_environment
+from envctl.clock import rfc3339
+from envctl.errors import EnvctlError
+from envctl.freeze import active_override, describe_override, open_window, window_end
+from envctl.history import Ledger, short
+from envctl.load import check_name, env_file, parse_environment
+from envctl.records import state_digest
 
 
 @dataclass(frozen=True)
@@ -29,6 +39,7 @@ class Decision:
     allowed: bool
     reason: str
     window: dict[str, Any] | None = None
+    way: str | None = None  # None, "known-good" or "override"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -36,45 +47,61 @@ class Decision:
             "allowed": self.allowed,
             "reason": self.reason,
             "window": self.window,
+            "way": self.way,
         }
-
-
-def is_rollback(repo_root: Path, name: str, base: str | None, head: str = "HEAD") -> bool:
-    """Whether ``base..head`` deploys ``name`` only because ``envctl rollback`` changed it."""
-    paths = changed_paths(repo_root, base, head)
-    if paths is None or any(p.startswith(SHARED_PREFIXES) for p in paths):
-        return False
-    merge_base = gitrepo.git(repo_root, "merge-base", str(base), head).strip()
-    newest = gitrepo.git(
-        repo_root,
-        "log",
-        "-1",
-        f"--format=%(trailers:key={ACTION},valueonly,separator=%x2C)",
-        f"{merge_base}..{head}",
-        "--",
-        env_file(name),
-    )
-    return newest.strip() == "rollback"
 
 
 def decide(
     repo_root: Path, name: str, now: dt.datetime, base: str | None = None, head: str = "HEAD"
 ) -> Decision:
-    env = load_environment(repo_root, name)
+    text = gitrepo.show(repo_root, head, env_file(check_name(name)))
+    if text is None:
+        raise EnvctlError(f"{env_file(name)}: no such environment at {head}")
+    env = parse_environment(repo_root, name, text)
     found = open_window(env, now)
     if found is None:
         return Decision(name, True, f"{name}: no freeze window is open")
     index, window = found
-    until = window.get("end") or f"{window['until']} UTC"
-    where = f"{env.file}: freeze[{index}]"
-    if is_rollback(repo_root, name, base, head):
+    where = f"{env.file}: freeze[{index}]: {name} is frozen until {window_end(window)}"
+    override = active_override(env, now)
+    if override is not None:
         return Decision(
-            name, True, f"{where}: frozen until {until}, but this is a rollback", window
+            name, True, f"{where}, but {describe_override(override)}", window, "override"
+        )
+    ledger = Ledger(repo_root, name, head)
+    good = ledger.succeeded_with_state(state_digest(env.data))
+    if good is not None:
+        since = base or (ledger.records[0].commit if ledger.records else None)
+        paths = changed_paths(repo_root, since, head)
+        shared = None if paths is None else [p for p in paths if p.startswith(SHARED_PREFIXES)]
+        win = good.last_success()
+        if shared == [] and win is not None:
+            return Decision(
+                name,
+                True,
+                f"{where}, but the file is release {short(good.id)} again, which succeeded in "
+                f"{name} at {rfc3339(win.time)}: a return to a known good release",
+                window,
+                "known-good",
+            )
+        held = (
+            f"{shared[0]} changed as well"
+            if shared
+            else "what changed since the last deploy is unknown"
+        )
+        return Decision(
+            name,
+            False,
+            f"{where} ({window['reason']}); the file is release {short(good.id)} again, but "
+            f"{held}; deploy refused. A rollback carries no stack change.",
+            window,
         )
     return Decision(
         name,
         False,
-        f"{where}: {name} is frozen until {until} ({window['reason']}); deploy refused. "
-        "Re-run this workflow after the window closes, or roll back with envctl rollback.",
+        f"{where} ({window['reason']}); deploy refused: the file is not a release the deploy "
+        f"record shows succeeded in {name}, and it carries no override in force. Roll back "
+        f"with envctl rollback {name}, add an override {{reason, by, expires}} (at most 24 h) "
+        "in a reviewed PR, or re-run this workflow after the window closes.",
         window,
     )

@@ -16,7 +16,13 @@ deploy workflow then opens the rollback PR.
 
 The pipeline is internal (no ingress from a runner), so its canary at 0% is proven by
 Cloud Run's own gRPC startup probe (the apply waits for the revision to be Ready); from
-step 1 on, the console's /readyz and /api/dag reach it through the split.
+step 1 on, the console's /readyz and /api/dag reach it through the split. When the
+console rolls out too, step 0 points the console's canary revision at the pipeline's
+canary revision (its ``PIPELINE_ADDR`` becomes the pipeline's tag address,
+``canary---HOST:443``), so the data canary (``verify``) runs the reference feeds through
+the console's tag URL against the new pipeline while neither has traffic (ADR 0022). The
+final step renders the console's address as usual again: its canary revision at step 1
+reaches the pipeline through the pipeline's own split.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from typing import Any
 
 from envctl.ci.smoke import SmokeReport
 from envctl.model import Environment
+from envctl.platform_env import ADDRESS, CANARY_ADDRESS
 from envctl.render import LATEST, REVISION
 
 CANARY, STABLE = "canary", "stable"
@@ -85,6 +92,17 @@ def traffic(percent: int, stable_revision: str) -> list[dict[str, Any]]:
     ]
 
 
+def paired_canaries(env: Environment) -> dict[str, list[str]]:
+    """Rolled-out callers → the rolled-out services they call: at step 0 each such
+    caller's canary revision addresses its callee's canary revision."""
+    configured = rollouts(env)
+    pairs = {
+        caller: [callee for callee in env.calls(caller) if callee in configured]
+        for caller in configured
+    }
+    return {caller: callees for caller, callees in pairs.items() if callees}
+
+
 def step_variables(env: Environment, rendered: dict[str, Any], step: Step) -> dict[str, Any]:
     """The stack variables for ``step``: the final step is ``rendered`` untouched."""
     if step.final:
@@ -92,7 +110,21 @@ def step_variables(env: Environment, rendered: dict[str, Any], step: Step) -> di
     out = copy.deepcopy(rendered)
     for svc, rollout in rollouts(env).items():
         out["services"][svc]["traffic"] = traffic(step.percents[svc], rollout["stable_revision"])
+    for caller, callees in paired_canaries(env).items():
+        for ref in out["services"][caller].get("url_env", {}).values():
+            if ref["service"] in callees and ref["form"] == ADDRESS:
+                ref["form"] = CANARY_ADDRESS
     return out
+
+
+def canary_reaches_pipeline(env: Environment) -> bool:
+    """Does the console's canary tag URL reach the new pipeline at step 0? Yes when the
+    console rolls out and the pipeline either takes all traffic at once (no rollout of
+    its own) or is paired with it (:func:`paired_canaries`)."""
+    configured = rollouts(env)
+    if CONSOLE not in configured:
+        return False
+    return "pipeline" not in configured or "pipeline" in paired_canaries(env).get(CONSOLE, [])
 
 
 def tagged_url(url: str, tag: str) -> str:
@@ -150,6 +182,8 @@ def expected_commits(env: Environment, step: Step | None, via_canary_url: bool) 
 
 Runner = Callable[[Sequence[str]], str]
 Smoke = Callable[[str, dict[str, str]], SmokeReport]
+# The data canary at a console URL: True when the new pipeline agrees with its baseline.
+Verify = Callable[[str], bool]
 
 
 def run_command(args: Sequence[str]) -> str:
@@ -166,9 +200,17 @@ class StepResult:
     step: Step
     url: str
     report: SmokeReport
+    canary: bool | None = None  # the data canary's verdict, where it ran
+
+    @property
+    def ok(self) -> bool:
+        return self.report.ok and self.canary is not False
 
     def as_dict(self) -> dict[str, Any]:
-        return {**self.step.as_dict(), "url": self.url, "smoke": self.report.as_dict()}
+        found = {**self.step.as_dict(), "url": self.url, "smoke": self.report.as_dict()}
+        if self.canary is not None:
+            found["canary"] = self.canary
+        return found
 
 
 def execute(
@@ -179,8 +221,11 @@ def execute(
     console_url: str,
     smoke: Smoke,
     runner: Runner = run_command,
+    verify: Verify | None = None,
 ) -> list[StepResult]:
-    """Apply each step and smoke-check it; stop at the first failed check."""
+    """Apply each step and smoke-check it; stop at the first failed check. ``verify``
+    (the data canary) runs at step 0 through the console's canary tag URL when that
+    reaches the new pipeline (:func:`canary_reaches_pipeline`), before any traffic."""
     results: list[StepResult] = []
     configured = rollouts(env)
     for step in steps(env):
@@ -201,7 +246,10 @@ def execute(
         via_canary = CONSOLE in configured and step.percents.get(CONSOLE) == 0
         url = tagged_url(console_url, CANARY) if via_canary else console_url
         report = smoke(url, expected_commits(env, step, via_canary))
-        results.append(StepResult(step, url, report))
-        if not report.ok:
+        result = StepResult(step, url, report)
+        results.append(result)
+        if report.ok and verify is not None and not step.final and canary_reaches_pipeline(env):
+            result.canary = verify(url)
+        if not result.ok:
             break
     return results
