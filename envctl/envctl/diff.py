@@ -75,7 +75,15 @@ def describe(before: dict[str, Any] | None, after: dict[str, Any]) -> list[Chang
         if key == "services":
             continue
         a, b = old.get(key, _MISSING), after.get(key, _MISSING)
-        if a != b:
+        if a == b:
+            continue
+        if key == "telemetry" and isinstance(a, dict) and isinstance(b, dict):
+            # One line per setting that changed (sampling, a threshold), not the section.
+            for field, x, y in _leaf_changes(a, b, key):
+                changes.append(
+                    Change("environment", None, field, _val(x), _val(y), _words(field, x, y))
+                )
+        else:
             text = _override_words(a, b) if key == "override" else _words(key, a, b)
             changes.append(Change("environment", None, key, _val(a), _val(b), text))
     old_services: dict[str, Any] = old.get("services") or {}
@@ -89,6 +97,16 @@ def describe(before: dict[str, Any] | None, after: dict[str, Any]) -> list[Chang
             changes.extend(_service(name, old_services[name], new_services[name]))
     order = {c: i for i, c in enumerate(CATEGORIES)}
     return sorted(changes, key=lambda c: order[c.category])
+
+
+def _leaf_changes(a: Any, b: Any, path: str) -> list[tuple[str, Any, Any]]:
+    """(dotted field, before, after) for each changed value under two mappings."""
+    if not (isinstance(a, dict) and isinstance(b, dict)):
+        return [] if a == b else [(path, a, b)]
+    found: list[tuple[str, Any, Any]] = []
+    for key in _keys(a, b):
+        found += _leaf_changes(a.get(key, _MISSING), b.get(key, _MISSING), f"{path}.{key}")
+    return found
 
 
 def _service(name: str, old: dict[str, Any], new: dict[str, Any]) -> list[Change]:

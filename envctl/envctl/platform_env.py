@@ -37,7 +37,20 @@ The names are the same on both platforms (a callee C, a called service S):
                          (``storage.bucket``)             a folder in its data directory)
     S_RETENTION_DAYS,    envctl: ``storage.retention``    envctl: ``storage.retention``
     S_RETENTION_RUNS     (0: no limit)                    (0: no limit)
+    OTEL_TRACES_EXPORTER envctl: ``telemetry.export``     envctl: ``telemetry.export``
+    OTEL_METRICS_EXPORTER  (gcp)                            (otlp or none)
+    OTEL_EXPORTER_OTLP_  envctl: Google's Telemetry API   envctl: the harness's receiver,
+    ENDPOINT             https://telemetry.googleapis.com http://127.0.0.1:4317
+    OTEL_TRACES_SAMPLER, envctl: parentbased_traceidratio envctl: the same
+    OTEL_TRACES_SAMPLER_ARG  and ``telemetry.trace_sampling``
+    OTEL_METRIC_EXPORT_  envctl: ``telemetry.             envctl: the same
+    INTERVAL             metric_interval_seconds`` in ms
+    OTEL_RESOURCE_       envctl: the environment          envctl: the environment
+    ATTRIBUTES           (service.namespace) and region
     ==================== ================================ ==============================
+
+The OTEL_* names are every service's (the telemetry library reads them, ADR 0027); with
+no ``telemetry`` section (docker only) they are left unset and nothing is exported.
 
 The last four are for a service S with a ``storage`` section (the pipeline's run store).
 The names of its cloud resources are derived here, once, for both the variables and the
@@ -276,7 +289,79 @@ def _cloud_run(env: Environment, name: str) -> list[PlatformVar]:
                 url=ServiceUrl(name, URL),
             ),
         ]
-    return found + _storage(env, name)
+    return found + _storage(env, name) + _telemetry(env)
+
+
+# Google's Telemetry API (OTLP): traces to Cloud Trace, metrics to Cloud Monitoring.
+GCP_TELEMETRY_ENDPOINT = "https://telemetry.googleapis.com"
+# The harness's OTLP receiver that `make up` starts (harness.telemetry), on the OTLP port.
+LOCAL_OTLP_ENDPOINT = "http://127.0.0.1:4317"
+DEFAULT_METRIC_INTERVAL_SECONDS = 60
+TELEMETRY_VARS = (
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_METRICS_EXPORTER",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+    "OTEL_METRIC_EXPORT_INTERVAL",
+    "OTEL_RESOURCE_ATTRIBUTES",
+)
+
+
+def _telemetry(env: Environment) -> list[PlatformVar]:
+    """Where every service's traces and metrics go (``telemetry``), the same for all."""
+    telemetry = env.data.get("telemetry")
+    if telemetry is None:
+        why = "no telemetry section: nothing is exported"
+        return [PlatformVar(var, Source.UNSET, why) for var in TELEMETRY_VARS]
+    rendered = Source.RENDERED
+    export = str(telemetry["export"])
+    found = [
+        PlatformVar("OTEL_TRACES_EXPORTER", rendered, "from telemetry.export", export),
+        PlatformVar("OTEL_METRICS_EXPORTER", rendered, "from telemetry.export", export),
+    ]
+    endpoint = {"gcp": GCP_TELEMETRY_ENDPOINT, "otlp": LOCAL_OTLP_ENDPOINT}.get(export)
+    if endpoint is None:
+        found.append(
+            PlatformVar("OTEL_EXPORTER_OTLP_ENDPOINT", Source.UNSET, "telemetry.export is none")
+        )
+    else:
+        found.append(
+            PlatformVar(
+                "OTEL_EXPORTER_OTLP_ENDPOINT", rendered, f"telemetry.export is {export}", endpoint
+            )
+        )
+    interval = int(telemetry.get("metric_interval_seconds", DEFAULT_METRIC_INTERVAL_SECONDS))
+    attributes = [f"deployment.environment.name={env.name}", f"service.namespace={env.name}"]
+    if env.region:
+        attributes.append(f"cloud.region={env.region}")
+    found += [
+        PlatformVar(
+            "OTEL_TRACES_SAMPLER",
+            rendered,
+            "parent-based: the pipeline follows the console's decision",
+            "parentbased_traceidratio",
+        ),
+        PlatformVar(
+            "OTEL_TRACES_SAMPLER_ARG",
+            rendered,
+            "from telemetry.trace_sampling",
+            format(float(telemetry["trace_sampling"]), "g"),
+        ),
+        PlatformVar(
+            "OTEL_METRIC_EXPORT_INTERVAL",
+            rendered,
+            "from telemetry.metric_interval_seconds, in milliseconds",
+            str(interval * 1000),
+        ),
+        PlatformVar(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            rendered,
+            "the environment (and region) every series and span is labelled with",
+            ",".join(attributes),
+        ),
+    ]
+    return found
 
 
 def _storage(env: Environment, name: str) -> list[PlatformVar]:
@@ -342,7 +427,7 @@ def _docker(
         prefix = env_prefix(name)
         for suffix in _CALLEE_SUFFIXES:
             found.append(PlatformVar(f"{prefix}_{suffix}", unset, "docker has no ID tokens"))
-    return found + _storage(env, name)
+    return found + _storage(env, name) + _telemetry(env)
 
 
 _CLOUD_RUN_ONLY = ("K_SERVICE", "K_CONFIGURATION", "K_REVISION")

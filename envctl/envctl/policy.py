@@ -397,6 +397,79 @@ def _production_storage(env: Environment) -> Iterator[Problem]:
         )
 
 
+# --- telemetry (ADR 0027) -------------------------------------------------------
+
+# Where each platform's telemetry can go: gcp needs a project and a service account,
+# otlp a collector, and only `make up` starts one (the harness's receiver).
+EXPORTS = {"cloudrun": {"gcp", "none"}, "docker": {"otlp", "none"}}
+# Production samples: the dashboard polls GetDag and status all day, and every span
+# kept is billed; errors and latency come from the metrics, which count every request.
+PRODUCTION_MAX_SAMPLING = 0.25
+
+
+@rule("telemetry-export")
+def _telemetry_export(env: Environment) -> Iterator[Problem]:
+    """A platform exports where it can; a cloud environment sets what its alerts compare."""
+    telemetry = env.data.get("telemetry")
+    if telemetry is None:
+        return
+    allowed = EXPORTS[env.platform]
+    if telemetry["export"] not in allowed:
+        where = {
+            "gcp": "gcp needs a project and a service account (cloudrun)",
+            "otlp": "otlp needs a collector, and only make up starts one (docker)",
+        }.get(telemetry["export"], "")
+        yield env.problem(
+            ("telemetry", "export"),
+            f"{env.platform} exports to {' or '.join(sorted(allowed))}, not "
+            f"{quote(telemetry['export'])}: {where}",
+        )
+    if env.is_cloud:
+        for key, what in (
+            ("thresholds", "the alert policies and the deploy's metrics check"),
+            ("verification", "the deploy's metrics check"),
+        ):
+            if key not in telemetry:
+                yield env.problem(
+                    ("telemetry",), f"a cloud environment sets telemetry.{key} ({what})"
+                )
+    elif "notification_channels" in telemetry or "thresholds" in telemetry:
+        key = "notification_channels" if "notification_channels" in telemetry else "thresholds"
+        yield env.problem(
+            ("telemetry", key),
+            f"{key} is for cloud environments: docker has no alert policies",
+        )
+
+
+@rule("trace-sampling")
+def _trace_sampling(env: Environment) -> Iterator[Problem]:
+    """Production keeps a share of its traces, not every one."""
+    telemetry = env.data.get("telemetry")
+    if env.name not in PRODUCTION or telemetry is None or telemetry["export"] == "none":
+        return
+    if float(telemetry["trace_sampling"]) > PRODUCTION_MAX_SAMPLING:
+        yield env.problem(
+            ("telemetry", "trace_sampling"),
+            f"{env.name} samples at most {PRODUCTION_MAX_SAMPLING} of its traces, not "
+            f"{telemetry['trace_sampling']}: the dashboard polls GetDag all day and every "
+            "kept span is billed; the metrics still count every request",
+        )
+
+
+@rule("alerts-reach-someone")
+def _alerts_reach_someone(env: Environment) -> Iterator[Problem]:
+    """A production alert that notifies nobody is no alert."""
+    telemetry = env.data.get("telemetry")
+    if env.name not in PRODUCTION or not env.is_cloud or telemetry is None:
+        return
+    if not telemetry.get("notification_channels"):
+        yield env.problem(
+            ("telemetry", "notification_channels"),
+            f"{env.name}'s alerts notify at least one channel (an email address): "
+            "an alert nobody receives is not watched",
+        )
+
+
 @rule("pitr-needs-backups")
 def _pitr_needs_backups(env: Environment) -> Iterator[Problem]:
     """Cloud SQL recovers to a point in time from a backup plus the log: no backup, no PITR."""

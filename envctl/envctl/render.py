@@ -13,6 +13,9 @@ each one gets. Derived values are computed here, once:
   NAME_AUDIENCE, NAME_TOKEN_AUDIENCE) as ``{"service": NAME, "form": "url"|"address"}``,
   and the stack only fills in the URL, because it holds the project number. Cloud Run
   itself adds PORT and K_SERVICE/K_REVISION/K_CONFIGURATION;
+- the dashboard, alert policies and notification channels of modules/monitoring
+  (``monitoring``): the file's ``telemetry`` thresholds and channels, and the PromQL
+  queries ``envctl.monitoring`` writes once for them and for the deploy's metrics check;
 - a service's run store (``storage``): its Cloud SQL instance, database and IAM user, and
   its bucket, with the names ``envctl.platform_env`` puts in NAME_DATABASE_URL and
   NAME_OUTPUT_URL, so the stack creates exactly what the service is told to use.
@@ -28,6 +31,7 @@ from typing import Any
 
 from envctl.local import render_local
 from envctl.model import Environment
+from envctl.monitoring import render_monitoring
 from envctl.platform_env import (
     DATABASE,
     bucket_name,
@@ -66,6 +70,7 @@ def render(env: Environment) -> dict[str, Any]:
         "deletion_protection": bool(env.data["deletion_protection"]),
         "labels": {"environment": env.name, "managed-by": "envctl"},
         "services": {name: _service(env, name) for name in sorted(env.services)},
+        "monitoring": render_monitoring(env.name, env.data["telemetry"]),
     }
 
 

@@ -8,21 +8,25 @@ here and only here — starts the services callee first with the ports and env v
 envctl resolves from the environment file (the console gets the pipeline's
 address), waits for each startup probe, prints the console URL and stays in the
 foreground following the logs. Ctrl-C (SIGINT) or SIGTERM removes the
-containers; so does any container exiting on its own.
+containers; so does any container exiting on its own. When the file's
+``telemetry.export`` is ``otlp``, the harness's OTLP receiver (harness.telemetry)
+runs beside them for as long, and its page shows their traces and metrics.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from types import FrameType
 
 from envctl.errors import EnvctlError
 from envctl.model import Environment
-from harness import containers, images, local_env
+from harness import containers, images, local_env, telemetry
 
 
 class _Stop(Exception):
@@ -73,6 +77,23 @@ def _start_all(
         _say(f"{svc.name} ready on {box.addr}{kept}")
 
 
+@contextlib.contextmanager
+def _receiver(env: Environment) -> Iterator[None]:
+    """The local OTLP receiver while the containers run, when the file exports otlp."""
+    if (env.data.get("telemetry") or {}).get("export") != "otlp":
+        yield
+        return
+    try:
+        receiver = telemetry.Receiver()
+    except OSError as exc:  # another make up holds the port: its receiver gets the data
+        _say(f"telemetry: not collecting here ({exc})")
+        yield
+        return
+    with receiver:
+        _say(f"telemetry: traces and metrics at {receiver.url} (OTLP on {receiver.endpoint})")
+        yield
+
+
 def run(env: Environment | None = None) -> int:
     """Run the docker environment `env` (default: environments/local.yaml) until stopped."""
     env = env or local_env.load()
@@ -82,7 +103,9 @@ def run(env: Environment | None = None) -> int:
         _say(f"image {image.ref} ({'reused' if image.reused else 'built'})")
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     boxes: list[containers.ServiceContainer] = []
+    collecting = _receiver(env)
     try:
+        collecting.__enter__()
         _start_all(env, build, containers.new_stack_id(), boxes)
         for box in boxes:
             threading.Thread(target=_follow, args=(box,), daemon=True).start()
@@ -106,6 +129,7 @@ def run(env: Environment | None = None) -> int:
             signal.signal(sig, handler)
         for box in reversed(boxes):
             box.remove()
+        collecting.__exit__(None, None, None)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -168,3 +168,14 @@ module "invoker" {
     { for caller in each.value.callers : "service:${caller}" => module.identity[caller].member },
   )
 }
+
+# The dashboard and alert policies over the services' metrics; thresholds, channels and
+# the PromQL queries come from the environment file's telemetry section (envctl render).
+module "monitoring" {
+  source = "../monitoring"
+
+  project_id  = var.project_id
+  environment = var.environment
+  services    = keys(var.services)
+  monitoring  = var.monitoring
+}

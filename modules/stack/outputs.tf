@@ -32,3 +32,8 @@ output "bucket_urls" {
   description = "Map of service name to its run store's bucket as gs://NAME."
   value       = { for name, bucket in module.bucket : name => bucket.url }
 }
+
+output "monitoring_dashboard_id" {
+  description = "The environment's dashboard: projects/PROJECT_NUMBER/dashboards/ID."
+  value       = module.monitoring.dashboard_id
+}

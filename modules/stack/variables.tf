@@ -132,3 +132,24 @@ variable "services" {
     error_message = "services[*].url_env must name services of this environment, in form url, address or canary_address, and variables not also in env."
   }
 }
+
+variable "monitoring" {
+  type = object({
+    thresholds = object({
+      error_ratio          = number
+      p95_seconds          = number
+      failed_runs_per_hour = number
+    })
+    notification_emails = list(string)
+    queries = object({
+      services = map(object({
+        error_ratio          = string
+        p95                  = string
+        requests             = string
+        latency_by_operation = map(string)
+      }))
+      failed_runs_per_hour = string
+    })
+  })
+  description = "The environment's dashboard and alerts (modules/monitoring): telemetry thresholds, notification emails and PromQL queries, as `envctl render` writes them."
+}

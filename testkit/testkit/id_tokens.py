@@ -30,6 +30,7 @@ ISSUER = "https://accounts.google.com"
 CERTS_PATH = "/oauth2/v1/certs"
 IDENTITY_PATH = "/computeMetadata/v1/instance/service-accounts/default/identity"
 SERVICE_ACCOUNT_PATH = "/computeMetadata/v1/instance/service-accounts/default/"
+ACCESS_TOKEN_PATH = "/computeMetadata/v1/instance/service-accounts/default/token"  # noqa: S105
 CONSOLE_ACCOUNT = "svc-console@test-project.iam.gserviceaccount.com"
 KEY_ID = "test-key-1"
 
@@ -41,6 +42,7 @@ class FakeIssuer(LoopbackHttpStub):
         self.max_age = max_age
         self.cert_fetches = 0
         self.issued: list[str] = []
+        self.access_tokens: list[str] = []  # OAuth tokens handed out (.../token)
         self._signer = crypt.RSASigner.from_string(private_pem(self.key), KEY_ID)  # type: ignore[no-untyped-call]
         super().__init__(self._handler())
 
@@ -114,6 +116,11 @@ class FakeIssuer(LoopbackHttpStub):
                 elif url.path == SERVICE_ACCOUNT_PATH:
                     info = {"email": issuer.email, "aliases": ["default"], "scopes": []}
                     self._send(200, json.dumps(info).encode(), "application/json")
+                elif url.path == ACCESS_TOKEN_PATH:
+                    token = f"test-access-token-{len(issuer.access_tokens) + 1}"
+                    issuer.access_tokens.append(token)
+                    body = {"access_token": token, "expires_in": 3600, "token_type": "Bearer"}
+                    self._send(200, json.dumps(body).encode(), "application/json")
                 elif url.path == IDENTITY_PATH:
                     audience = urllib.parse.parse_qs(url.query).get("audience", [""])[0]
                     self._send(200, issuer.token(audience).encode(), "text/html")

@@ -92,3 +92,20 @@ def test_diff_against_an_unknown_base(env_repo: Path, cli: Cli) -> None:
     result = cli("--repo", env_repo, "diff", "prod", "--base", "no-such-branch")
     assert result.status == 1
     assert result.err == "--base 'no-such-branch' is not a commit of this repository\n"
+
+
+def test_diff_names_each_telemetry_setting_that_changed(
+    env_repo: Path, cli: Cli, edit_env: EditEnv
+) -> None:
+    text = edit_env(
+        env_repo,
+        "prod",
+        ("put", "telemetry.trace_sampling", 0.1),
+        ("put", "telemetry.thresholds.p95_seconds", 0.5),
+    )
+    (env_repo / "environments" / "prod.yaml").write_text(text)
+    result = cli("--repo", env_repo, "diff", "prod")
+    assert result.status == 0, result.err
+    assert "- telemetry.trace_sampling: 0.05 → 0.1" in result.out
+    assert "- telemetry.thresholds.p95_seconds: 1.0 → 0.5" in result.out
+    assert "error_ratio" not in result.out  # unchanged settings are not repeated

@@ -1,9 +1,12 @@
 """Observability and the pipeline's own ID-token check, over the real containers
 (ADR 0017, 0018).
 
-One stack, wired the way Cloud Run wires it except for TLS:
-- both services export traces and metrics over OTLP/gRPC to a stand-in collector
-  on 127.0.0.1;
+One stack, wired the way Cloud Run wires it except for TLS between the services:
+- both services export traces and metrics as the cloud environments do
+  (``OTEL_*_EXPORTER=gcp``: OTLP/gRPC over TLS with the service account's access
+  token, ADR 0027) to a stand-in for Google's Telemetry API on 127.0.0.1, whose
+  CA certificate they find in their mounted data folder; the tokens come from
+  the metadata-server stand-in;
 - the pipeline requires ID tokens (PIPELINE_REQUIRE_ID_TOKEN=true) signed by a
   test issuer whose certificates a local endpoint serves;
 - the console gets its tokens from a metadata-server stand-in run by the same
@@ -47,10 +50,21 @@ class Observed:
 
 
 @pytest.fixture(scope="module")
-def observed(built_images: images.Build) -> Iterator[Observed]:
-    with OtlpSink() as sink, FakeIssuer() as issuer:
+def observed(
+    built_images: images.Build, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Observed]:
+    folders = {s: tmp_path_factory.mktemp(f"{s}-data") for s in ("pipeline", "console")}
+    with OtlpSink(tls_dir=tmp_path_factory.mktemp("tls")) as sink, FakeIssuer() as issuer:
+        assert sink.ca_file is not None
+        for folder in folders.values():  # the CA, where each container sees it
+            (folder / "ca.pem").write_bytes(sink.ca_file.read_bytes())
         stack = containers.new_stack_id()
-        common = {**sink.env(), "GOOGLE_CLOUD_PROJECT": PROJECT}
+        common = {
+            **sink.gcp_env(),
+            "OTEL_EXPORTER_OTLP_CERTIFICATE": f"{containers.CONTAINER_DATA_DIR}/ca.pem",
+            **issuer.metadata_env(),
+            "GOOGLE_CLOUD_PROJECT": PROJECT,
+        }
         pipeline = track(
             containers.start_pipeline(
                 built_images.ref("pipeline"),
@@ -62,15 +76,24 @@ def observed(built_images: images.Build) -> Iterator[Observed]:
                     "PIPELINE_ALLOWED_INVOKERS": issuer.email,
                     "PIPELINE_ID_TOKEN_CERTS_URL": issuer.certs_url,
                 },
+                data_dir=folders["pipeline"],
             )
         )
         try:
             console = track(
-                containers.start_console(
+                containers.start_service(
+                    "console",
                     built_images.ref("console"),
                     stack,
-                    pipeline.addr,
-                    env={**common, **issuer.metadata_env(), "PIPELINE_AUDIENCE": AUDIENCE},
+                    None,
+                    {
+                        **common,
+                        "PIPELINE_TLS": "false",
+                        "PIPELINE_ADDR": pipeline.addr,
+                        "PIPELINE_AUDIENCE": AUDIENCE,
+                    },
+                    containers.HTTP_READY,
+                    data_dir=folders["console"],
                 )
             )
         except BaseException:
@@ -150,14 +173,13 @@ def test_metrics_per_rpc_route_and_step(observed: Observed, run: dict[str, Any])
     def methods(service: str, metric: str) -> set[Any]:
         return {p.get("rpc.method") for p in sink.metrics.get((service, metric), [])}
 
-    sink.wait_for(lambda s: "RunPipeline" in methods("pipeline", "rpc.server.requests"))
     sink.wait_for(lambda s: "RunPipeline" in methods("pipeline", "rpc.server.duration"))
-    sink.wait_for(lambda s: "RunPipeline" in methods("console", "rpc.client.requests"))
+    sink.wait_for(lambda s: "RunPipeline" in methods("console", "rpc.client.duration"))
     routes = sink.wait_for(
         lambda s: (
             {
                 p.get("http.route")
-                for p in s.metrics.get(("console", "http.server.route.requests"), [])
+                for p in s.metrics.get(("console", "http.server.request.duration"), [])
             }
             >= {"/api/runs"}
         )
@@ -173,6 +195,17 @@ def test_metrics_per_rpc_route_and_step(observed: Observed, run: dict[str, Any])
         )
     )
     assert steps >= {r["step_name"] for r in run["step_results"] if r["status"] != "skipped"}
+    sink.wait_for(lambda s: s.metrics.get(("pipeline", "pipeline.upload.size")))
+
+
+def test_every_export_carried_a_service_account_token(
+    observed: Observed, run: dict[str, Any]
+) -> None:
+    sink = observed.sink
+    sink.wait_for(lambda s: spans_of(s, "pipeline", "pipeline.v1.PipelineService/RunPipeline"))
+    tokens = {f"Bearer {t}" for t in observed.issuer.access_tokens}
+    assert sink.authorizations
+    assert set(sink.authorizations) <= tokens, sink.authorizations
 
 
 def test_every_log_line_is_json_and_carries_the_trace_during_a_request(

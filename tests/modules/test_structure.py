@@ -22,6 +22,7 @@ NAMES = [
     "secret-access",
     "cloud-sql-postgres",
     "storage-bucket",
+    "monitoring",
     "stack",
 ]
 ALL_TF = sorted(MODULES.rglob("*.tf"))
@@ -61,6 +62,7 @@ CONSTRAINED = {
         "service_account_email",
     },
     "storage-bucket": {"name", "location", "lifecycle_days", "soft_delete_days", "member"},
+    "monitoring": {"project_id", "environment", "services", "monitoring", "alert_duration_seconds"},
     "stack": {"environment", "project_id", "region", "services"},
 }
 META_ARGUMENTS = {"source", "version", "for_each", "count", "depends_on", "providers"}

@@ -4,6 +4,8 @@
     changed --base REV [--head REV]   cloud environments base..head changes, in promotion order
     gate ENV [--base REV]             may ENV be deployed now (freeze: known good or override)?
     smoke ENV --url URL               smoke check of ENV's console (token from $SMOKE_ID_TOKEN)
+    metrics-check ENV --outputs F     new revisions' error ratio and p95 from Cloud Monitoring
+                                      (token from $MONITORING_TOKEN; --evidence FILE for record)
     plan-summary PLAN_JSON            what a plan does, as markdown
     plan-check REVIEWED CURRENT       refuse when the plan changed since review
     plan-verdict ENV --current F      is the deploy's plan the reviewed one? (else: fresh)
@@ -44,7 +46,18 @@ from typing import Any
 
 from envctl import canary, gitrepo
 from envctl.ci import canary as canary_run
-from envctl.ci import changed, deployment, drift, freshplan, gate, images, lock, plan, rollout
+from envctl.ci import (
+    changed,
+    deployment,
+    drift,
+    freshplan,
+    gate,
+    images,
+    lock,
+    metrics,
+    plan,
+    rollout,
+)
 from envctl.ci.comment import load_diff, marker, plan_comment
 from envctl.ci.github import GitHub, GitHubError
 from envctl.ci.outputs import add_summary, set_output
@@ -56,6 +69,7 @@ from envctl.records import read_records
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 TOKEN_VARIABLE = "SMOKE_ID_TOKEN"  # noqa: S105 (the name of a variable, not a token)
+MONITORING_TOKEN_VARIABLE = "MONITORING_TOKEN"  # noqa: S105 (likewise)
 # What a command reports as one line on stderr instead of a traceback.
 EXPECTED = (
     EnvctlError,
@@ -63,6 +77,7 @@ EXPECTED = (
     GitHubError,
     images.ImageError,
     drift.NoiseError,
+    metrics.MetricsError,
     ValueError,
     KeyError,
     OSError,
@@ -150,6 +165,38 @@ def _smoke_done(args: argparse.Namespace, value: Any, text: str, ok: bool) -> in
     if not ok:
         sys.stderr.write(f"envctl.ci: smoke check of {args.env} failed\n")
     return EXIT_OK if ok else EXIT_FAIL
+
+
+def _log_line(text: str) -> None:
+    """A line of the workflow log (stdout), at once: the query before its answer."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _metrics_check(args: argparse.Namespace) -> int:
+    env = load_environment(_root(args), args.env)
+    revisions = dict(r.split("=", 1) for r in args.revision or [])
+    if args.outputs:
+        outputs = json.loads(Path(args.outputs).read_text(encoding="utf-8"))
+        revisions = {**metrics.revisions_from_outputs(outputs), **revisions}
+    if not revisions:
+        raise ValueError("name the new revisions: --outputs FILE or --revision SERVICE=REVISION")
+    token = os.environ.get(args.token_env)
+    if not token:
+        raise ValueError(f"${args.token_env} holds no access token for Cloud Monitoring")
+    if env.project is None:
+        raise ValueError(f"{env.file}: {env.name} is not a cloud environment: no metrics to check")
+    api = metrics.PrometheusApi(env.project, token, _log_line, args.api)
+    report = metrics.check(env, revisions, api, now_utc, args.wait, args.poll)
+    text = report.to_markdown()
+    add_summary(text)
+    set_output("ok", "true" if report.ok else "false")
+    if args.evidence:
+        Path(args.evidence).write_text(json.dumps(report.as_dict(), indent=2) + "\n", "utf-8")
+    _emit(args, report.as_dict(), text)
+    if not report.ok:
+        sys.stderr.write(f"envctl.ci: metrics check of {args.env} failed\n")
+    return EXIT_OK if report.ok else EXIT_FAIL
 
 
 def _plan_summary(args: argparse.Namespace) -> int:
@@ -580,6 +627,28 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--url", required=True, help="the console's https:// URL")
     p.add_argument("--no-expect", action="store_true", help="do not check the running commits")
     smoke_flags(p)
+
+    p = add(
+        "metrics-check",
+        _metrics_check,
+        "ENV's new revisions' error ratio and p95 from Cloud Monitoring (output: ok)",
+    )
+    p.add_argument("env", metavar="ENV")
+    p.add_argument("--outputs", type=Path, help="tofu output -json of the stack (its revisions)")
+    p.add_argument(
+        "--revision", action="append", metavar="SERVICE=REVISION", help="a revision to judge"
+    )
+    p.add_argument(
+        "--token-env",
+        default=MONITORING_TOKEN_VARIABLE,
+        help=f"variable holding the OAuth access token (default: {MONITORING_TOKEN_VARIABLE})",
+    )
+    p.add_argument("--api", default=metrics.API, help="Cloud Monitoring's base URL")
+    p.add_argument("--wait", type=float, help="seconds to wait for requests (default: the window)")
+    p.add_argument("--poll", type=float, default=metrics.POLL_SECONDS, help="seconds between polls")
+    p.add_argument(
+        "--evidence", type=Path, help="write the evidence JSON, kind metrics (envctl record)"
+    )
 
     p = add("plan-summary", _plan_summary, "what a tofu show -json plan does (output: changes)")
     p.add_argument("plan", type=Path, metavar="PLAN_JSON")

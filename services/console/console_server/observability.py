@@ -1,5 +1,8 @@
 """Per-request telemetry of the console: request id, one access log line with
-Cloud Logging's ``httpRequest``, and requests / errors / duration per route.
+Cloud Logging's ``httpRequest``, ``http.server.request.duration`` per route
+(seconds; ``error.type`` on 5xx, per the semantic conventions) and
+``http.server.refused`` for requests turned away (413, 429) by the error code
+the console answered with.
 
 A pure ASGI middleware (not ``BaseHTTPMiddleware``): the request id set here
 is a contextvar, and it must stay visible to the route and to the gRPC client
@@ -10,6 +13,7 @@ trace and span.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -20,7 +24,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from telemetry import REQUEST_ID_HEADER, Telemetry, request_id_scope, sanitise_request_id
-from telemetry.instruments import HTTP_SERVER, RequestInstruments
+from telemetry.instruments import HTTP_REFUSED, HTTP_SERVER, RequestInstruments, refused_counter
 
 log = logging.getLogger("console_server.access")
 
@@ -28,6 +32,10 @@ log = logging.getLogger("console_server.access")
 PROBE_PATHS = frozenset({"/healthz", "/readyz"})
 # Bounded cardinality for paths that matched no route (scanners, typos).
 UNMATCHED_ROUTE = "(unmatched)"
+# Answers that refuse a request before its work (too large, busy): counted by reason.
+REFUSED_STATUSES = frozenset({413, 429})
+# The error body's code is read from at most this many bytes (errors are small).
+_ERROR_BODY_BYTES = 4096
 
 
 def route_template(scope: Scope) -> str:
@@ -40,9 +48,9 @@ def route_template(scope: Scope) -> str:
 class RequestTelemetryMiddleware:
     def __init__(self, app: ASGIApp, *, telemetry: Telemetry) -> None:
         self.app = app
-        self.metrics = RequestInstruments.create(
-            telemetry.meter("console_server"), HTTP_SERVER, "HTTP requests per route"
-        )
+        meter = telemetry.meter("console_server")
+        self.metrics = RequestInstruments.create(meter, HTTP_SERVER, "HTTP requests per route")
+        self.refused = refused_counter(meter, HTTP_REFUSED)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -53,9 +61,10 @@ class RequestTelemetryMiddleware:
         start = time.perf_counter()
         status = 500  # what the client gets if the app dies before answering
         size = 0
+        error_body = b""
 
         async def observed_send(message: Message) -> None:
-            nonlocal status, size
+            nonlocal status, size, error_body
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 message = {
@@ -66,7 +75,10 @@ class RequestTelemetryMiddleware:
                     ],
                 }
             elif message["type"] == "http.response.body":
-                size += len(message.get("body", b""))
+                body = message.get("body", b"")
+                size += len(body)
+                if status in REFUSED_STATUSES and len(error_body) < _ERROR_BODY_BYTES:
+                    error_body += body[:_ERROR_BODY_BYTES]
             await send(message)
 
         with request_id_scope(request_id):
@@ -74,19 +86,28 @@ class RequestTelemetryMiddleware:
                 await self.app(scope, receive, observed_send)
             finally:
                 self._record(scope, headers, status, size, time.perf_counter() - start)
+                if status in REFUSED_STATUSES:
+                    self.refused.add(
+                        1,
+                        {
+                            "http.route": route_template(scope),
+                            "http.response.status_code": str(status),
+                            "reason": refusal_reason(error_body, status),
+                        },
+                    )
 
     def _record(
         self, scope: Scope, headers: dict[str, str], status: int, size: int, seconds: float
     ) -> None:
         route = route_template(scope)
         self.metrics.record(
-            seconds * 1000,
+            seconds,
             {
                 "http.request.method": scope["method"],
                 "http.route": route,
                 "http.response.status_code": str(status),
             },
-            failed=status >= 500,
+            error_type=str(status) if status >= 500 else None,
         )
         query = scope.get("query_string", b"").decode("latin-1")
         client = scope.get("client")
@@ -114,6 +135,15 @@ class RequestTelemetryMiddleware:
             status,
             extra={"httpRequest": http_request, "route": route},
         )
+
+
+def refusal_reason(body: bytes, status: int) -> str:
+    """The error code of our JSON error body (``{"error": {"code": ...}}``), else the status."""
+    try:
+        code = json.loads(body)["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return str(status)
+    return str(code)[:64] if isinstance(code, str | int) else str(status)
 
 
 def instrument(app: FastAPI, telemetry: Telemetry) -> None:

@@ -157,8 +157,8 @@ def test_console_metrics_per_route_and_rpc(pipeline: RunningServer, console_side
 
     with_console(pipeline.port, console_side, scenario)
     routes = {
-        (p.attributes["http.route"], p.attributes["http.response.status_code"]): p.value
-        for p in console_side.points("http.server.route.requests")
+        (p.attributes["http.route"], p.attributes["http.response.status_code"]): p.count
+        for p in console_side.points("http.server.request.duration")
     }
     assert routes == {
         ("/api/status", "200"): 1,
@@ -167,8 +167,8 @@ def test_console_metrics_per_route_and_rpc(pipeline: RunningServer, console_side
         ("/api/runs/{run_id}/output", "200"): 1,
     }
     rpcs = {
-        (p.attributes["rpc.method"], p.attributes["rpc.grpc.status_code"]): p.value
-        for p in console_side.points("rpc.client.requests")
+        (p.attributes["rpc.method"], p.attributes["rpc.grpc.status_code"]): p.count
+        for p in console_side.points("rpc.client.duration")
     }
     # Every call kind: unary, client stream (RunPipeline), server stream (DownloadOutput).
     assert rpcs == {
@@ -177,8 +177,13 @@ def test_console_metrics_per_route_and_rpc(pipeline: RunningServer, console_side
         ("RunPipeline", "OK"): 1,
         ("DownloadOutput", "OK"): 1,
     }
-    errors = {p.attributes["rpc.method"]: p.value for p in console_side.points("rpc.client.errors")}
-    assert errors == {"GetRun": 2}
+    errors = {
+        p.attributes["rpc.method"]: p.attributes["error.type"]
+        for p in console_side.points("rpc.client.duration")
+        if "error.type" in p.attributes
+    }
+    # From the caller's side every non-OK status failed the call.
+    assert errors == {"GetRun": "NOT_FOUND"}
 
 
 def test_id_token_in_both_headers_passes_a_guarded_pipeline(
@@ -213,3 +218,25 @@ def test_id_token_in_both_headers_passes_a_guarded_pipeline(
 def issuer() -> Iterator[FakeIssuer]:
     with FakeIssuer() as running:
         yield running
+
+
+def test_refused_requests_are_counted_by_the_error_code(
+    pipeline: RunningServer, console_side: Observed
+) -> None:
+    async def scenario(client: httpx.AsyncClient, _app: FastAPI) -> None:
+        feed = {"feed": ("feed.zip", b"x" * 4096, "application/zip")}
+        refused = await client.post("/api/runs", files=feed)
+        assert refused.status_code == 413, refused.text
+
+    with_console(pipeline.port, console_side, scenario, console_max_upload_bytes=1024)
+    points = [
+        (p.attributes["http.route"], p.attributes["reason"], p.value)
+        for p in console_side.points("http.server.refused")
+    ]
+    assert points == [("/api/runs", "upload_too_large", 1)]
+    # A refusal is not a server error: no error.type on its duration point.
+    (duration,) = [
+        p for p in console_side.points("http.server.request.duration")
+        if p.attributes["http.response.status_code"] == "413"
+    ]  # fmt: skip
+    assert "error.type" not in duration.attributes

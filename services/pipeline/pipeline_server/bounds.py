@@ -118,6 +118,9 @@ class CallBounds(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc's stubs 
         ``receive_pool`` is for the Receivers of the streams admitted."""
         self._limits = limits
         self._lock = threading.Lock()
+        # Told of each call refused here (method name): telemetry counts refusals,
+        # and a refused call never reaches the interceptors inside this one.
+        self.on_refused: Callable[[str], None] | None = None
         self.receive_pool = futures.ThreadPoolExecutor(
             max_workers=receive_threads, thread_name_prefix="rpc-receive"
         )
@@ -151,6 +154,8 @@ class CallBounds(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc's stubs 
             assert limit is not None
             _, method = split_method(full)
             log.warning("refused %s: %d already in progress", method, limit.calls)
+            if self.on_refused is not None:
+                self.on_refused(method)
             message = (
                 f"{limit.calls} {method} calls already in progress on this instance "
                 f"(limit {limit.calls}: {limit.why}); retry later"

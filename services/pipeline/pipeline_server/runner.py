@@ -28,7 +28,14 @@ from opentelemetry.trace import Status, StatusCode
 
 from pipeline.v1 import pipeline_pb2 as pb
 from telemetry import Telemetry
-from telemetry.instruments import DURATION_BUCKETS_MS, RUN_DURATION, STEP_DURATION
+from telemetry.instruments import (
+    RUN_DURATION,
+    RUNS_ACTIVE,
+    SIZE_BUCKETS_BYTES,
+    STEP_DURATION,
+    UPLOAD_SIZE,
+    duration_histogram,
+)
 
 from .loader import LoadedPipeline
 
@@ -99,18 +106,25 @@ class RunTelemetry:
         self.pipeline = pipeline
         self.tracer = telemetry.tracer(__name__)
         meter = telemetry.meter(__name__)
-        self.step_duration = meter.create_histogram(
-            STEP_DURATION,
-            unit="ms",
-            description="Duration of one step of a pipeline run",
-            explicit_bucket_boundaries_advisory=DURATION_BUCKETS_MS,
+        self.step_duration = duration_histogram(
+            meter, STEP_DURATION, "Duration of one step of a pipeline run"
         )
-        self.run_duration = meter.create_histogram(
-            RUN_DURATION,
-            unit="ms",
-            description="Duration of a pipeline run (parse, steps, validate, package)",
-            explicit_bucket_boundaries_advisory=DURATION_BUCKETS_MS,
+        # Its count by pipeline.run.status is the runs' outcomes.
+        self.run_duration = duration_histogram(
+            meter, RUN_DURATION, "Duration of a pipeline run (parse, steps, validate, package)"
         )
+        self.active = meter.create_up_down_counter(
+            RUNS_ACTIVE, unit="{run}", description="Runs executing on this instance"
+        )
+        self.upload_size = meter.create_histogram(
+            UPLOAD_SIZE,
+            unit="By",
+            description="Size of an uploaded feed zip, as received",
+            explicit_bucket_boundaries_advisory=SIZE_BUCKETS_BYTES,
+        )
+
+    def uploaded(self, size: int) -> None:
+        self.upload_size.record(size, {"pipeline.name": self.pipeline})
 
 
 @dataclass
@@ -149,7 +163,7 @@ class _StepSpans:
         span.end()
         if status != "skipped":
             self.run.step_duration.record(
-                float(getattr(result, "duration_ms", 0) or 0),
+                float(getattr(result, "duration_ms", 0) or 0) / 1000,
                 {**self._attributes(step), "pipeline.step.status": status},
             )
 
@@ -178,10 +192,15 @@ def execute(
     not run marked skipped."""
     observe = observe or RunTelemetry(Telemetry.noop(), loaded.name)
     start = time.perf_counter()
+    active = {"pipeline.name": loaded.name}
+    observe.active.add(1, active)
     with observe.tracer.start_as_current_span(
         f"run {loaded.name}", attributes={"pipeline.name": loaded.name}
     ) as span:
-        outcome = _execute(loaded, feed_path, disabled_steps, observe, should_stop)
+        try:
+            outcome = _execute(loaded, feed_path, disabled_steps, observe, should_stop)
+        finally:
+            observe.active.add(-1, active)
         status = pb.RunStatus.Name(outcome.status)
         span.set_attribute("pipeline.run.status", status)
         if outcome.status != pb.RUN_STATUS_COMPLETED:
@@ -189,7 +208,8 @@ def execute(
             # but it is what someone reading the trace looks for.
             span.set_status(Status(StatusCode.ERROR, outcome.error[:200]))
     observe.run_duration.record(
-        now_ms(start), {"pipeline.name": loaded.name, "pipeline.run.status": status}
+        time.perf_counter() - start,
+        {"pipeline.name": loaded.name, "pipeline.run.status": status},
     )
     return outcome
 

@@ -133,6 +133,17 @@ def call_bounds(settings: Settings) -> CallBounds:
     )
 
 
+# rpc.server.refused's reason, by a phrase of the refusal's status message
+# (servicer, feed, memory, auth); any other refusal is counted by its status name.
+REFUSAL_REASONS = {
+    "upload too large": "upload_too_large",
+    "feed too large for this instance's memory": "feed_too_large_for_memory",
+    "feed too large": "feed_too_large",
+    "not enough memory free": "memory_busy",
+    "no space left": "disk_full",
+}
+
+
 def interceptors(
     settings: Settings, telemetry: Telemetry, bounds: CallBounds
 ) -> list[grpc.ServerInterceptor]:
@@ -140,7 +151,11 @@ def interceptors(
     other work, and the pool its behaviour runs on is set on the final handler
     (grpc reads it from there). Telemetry next, so the calls it admits, refused
     by auth or not, are traced, counted and logged with their request id."""
-    chain: list[grpc.ServerInterceptor] = [bounds, ServerTelemetryInterceptor(telemetry)]
+    observed = ServerTelemetryInterceptor(telemetry, refusal_reasons=REFUSAL_REASONS)
+    bounds.on_refused = lambda method: observed.refused(
+        method, grpc.StatusCode.RESOURCE_EXHAUSTED, "calls_in_progress"
+    )
+    chain: list[grpc.ServerInterceptor] = [bounds, observed]
     if settings.require_id_token:
         verifier = IdTokenVerifier(
             settings.token_audiences, settings.allowed_invokers, settings.id_token_certs_url

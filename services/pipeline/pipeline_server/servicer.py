@@ -302,6 +302,8 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
         context.add_callback(gone.set)
         try:
             size, digest = self._receive(chunks, upload, context)
+            if self._observe is not None:
+                self._observe.uploaded(size)
             reserved = self._admit(run_id, upload, size, context)
             run = pb.Run(
                 run_id=run_id,

@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanKind
 
 from pipeline.v1 import pipeline_pb2 as pb
 from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
-from pipeline_server.server import start
+from pipeline_server.server import RunningServer, start
 from pipeline_server.settings import Settings
 from telemetry import CloudLoggingFormatter
 from telemetry.testing import InMemoryTelemetry as Observed
@@ -124,19 +124,20 @@ def test_rpc_metrics_count_requests_and_errors(
         stub.GetStatus(pb.GetStatusRequest(), timeout=10)
     with pytest.raises(grpc.RpcError):
         stub.GetRun(pb.GetRunRequest(run_id="nope"), timeout=10)
-    requests = {
-        (p.attributes["rpc.method"], p.attributes["rpc.grpc.status_code"]): p.value
-        for p in observed.points("rpc.server.requests")
-    }
-    assert requests == {("GetStatus", "OK"): 3, ("GetRun", "NOT_FOUND"): 1}
-    errors = {p.attributes["rpc.method"]: p.value for p in observed.points("rpc.server.errors")}
-    assert errors == {"GetRun": 1}
-    (histogram,) = [
-        p
+    points = {
+        (p.attributes["rpc.method"], p.attributes["rpc.grpc.status_code"]): p
         for p in observed.points("rpc.server.duration")
-        if p.attributes["rpc.method"] == "GetStatus"
-    ]
-    assert histogram.count == 3
+    }
+    assert {key: p.count for key, p in points.items()} == {
+        ("GetStatus", "OK"): 3,
+        ("GetRun", "NOT_FOUND"): 1,
+    }
+    # NOT_FOUND is the caller's mistake, not a server error: no error.type.
+    assert all("error.type" not in p.attributes for p in points.values())
+    # Seconds, with edges fine enough for a loopback call (under a millisecond).
+    status = points[("GetStatus", "OK")]
+    assert status.explicit_bounds[0] == 0.0001
+    assert status.max < 1.0
 
 
 def test_log_lines_of_a_request_carry_trace_and_request_id(
@@ -158,3 +159,85 @@ def test_log_lines_of_a_request_carry_trace_and_request_id(
     rpc_line = next(line for line in during if "rpc" in line)
     assert rpc_line["rpc"]["method"] == "RunPipeline"
     assert rpc_line["rpc"]["code"] == "OK"
+
+
+def test_a_run_records_its_upload_size_and_active_runs(
+    stub: pb_grpc.PipelineServiceStub, observed: Observed, tiny_feed: bytes
+) -> None:
+    def upload() -> Iterator[pb.RunPipelineRequest]:
+        yield pb.RunPipelineRequest(options=pb.RunOptions(declared_size=len(tiny_feed)))
+        yield pb.RunPipelineRequest(chunk=tiny_feed)
+
+    run = stub.RunPipeline(upload(), timeout=60)
+    assert run.status == pb.RUN_STATUS_COMPLETED
+    (size,) = observed.points("pipeline.upload.size")
+    assert (size.count, size.sum) == (1, len(tiny_feed))
+    (active,) = observed.points("pipeline.run.active")
+    assert active.value == 0  # one run started and ended
+    (run_duration,) = observed.points("pipeline.run.duration")
+    assert 0 < run_duration.sum < 60  # seconds, not milliseconds
+
+
+def refused(observed: Observed) -> dict[tuple[str, str], int]:
+    return {
+        (p.attributes["rpc.method"], p.attributes["reason"]): p.value
+        for p in observed.points("rpc.server.refused")
+    }
+
+
+def test_refusals_are_counted_by_reason(settings: Settings, observed: Observed) -> None:
+    small = settings.model_copy(update={"max_upload_bytes": 1024})
+    running = start(small, host="127.0.0.1", telemetry=observed.telemetry)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = pb_grpc.PipelineServiceStub(channel)
+            big = pb.RunPipelineRequest(options=pb.RunOptions(declared_size=10_000))
+            with pytest.raises(grpc.RpcError) as raised:
+                stub.RunPipeline(iter([big]), timeout=10)
+            assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    finally:
+        running.stop(None)
+    assert refused(observed) == {("RunPipeline", "upload_too_large"): 1}
+    # A refusal is the caller's to fix, not a server error.
+    (point,) = observed.points("rpc.server.duration")
+    assert "error.type" not in point.attributes
+
+
+def test_calls_over_the_streams_limit_are_counted_as_refused(
+    settings: Settings, observed: Observed
+) -> None:
+    # One run slot: three upload streams at once (slots + 2); a fourth is refused
+    # by the call bounds, outside the telemetry interceptor.
+    one = settings.model_copy(update={"max_concurrent_runs": 1})
+    running = start(one, host="127.0.0.1", telemetry=observed.telemetry)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = pb_grpc.PipelineServiceStub(channel)
+            held = [stub.RunPipeline.future(_silent(), timeout=10) for _ in range(3)]
+            _wait_until_held(running, 3)
+            with pytest.raises(grpc.RpcError) as raised:
+                stub.RunPipeline(_silent(stop_after=0), timeout=10)
+            assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            for call in held:
+                call.cancel()
+    finally:
+        running.stop(None)
+    assert refused(observed).get(("RunPipeline", "calls_in_progress")) == 1
+
+
+def _silent(stop_after: float = 5.0) -> Iterator[pb.RunPipelineRequest]:
+    """An upload stream that sends nothing for a while (it holds its slot)."""
+    import time
+
+    time.sleep(stop_after)
+    yield from ()
+
+
+def _wait_until_held(running: RunningServer, count: int) -> None:
+    import time
+
+    bounds = running.bounds
+    deadline = time.monotonic() + 5
+    while bounds.active("/pipeline.v1.PipelineService/RunPipeline") < count:
+        assert time.monotonic() < deadline, "the streams were not admitted"
+        time.sleep(0.05)

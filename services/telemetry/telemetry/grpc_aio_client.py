@@ -58,7 +58,7 @@ class _ClientTelemetry:
     def __init__(self, telemetry: Telemetry) -> None:
         self._tracer = telemetry.tracer("telemetry.grpc_aio_client")
         self._metrics = RequestInstruments.create(
-            telemetry.meter("telemetry.grpc_aio_client"), RPC_CLIENT, "RPCs made"
+            telemetry.meter("telemetry.grpc_aio_client"), RPC_CLIENT, "RPCs made (client side)"
         )
         # Done-callback tasks, referenced until they finish (asyncio keeps
         # only weak references to tasks).
@@ -129,20 +129,20 @@ class _ClientTelemetry:
         code: grpc.StatusCode,
         details: str | None,
     ) -> None:
-        elapsed_ms = (time.perf_counter() - start) * 1000
         failed = code in _CLIENT_FAULTS
         self._metrics.record(
-            elapsed_ms,
+            time.perf_counter() - start,
             {
                 "rpc.system": "grpc",
                 "rpc.service": service,
                 "rpc.method": method,
                 "rpc.grpc.status_code": code.name,
             },
-            failed=failed,
+            error_type=code.name if failed else None,
         )
         span.set_attribute("rpc.grpc.status_code", code.value[0])
         if failed:
+            span.set_attribute("error.type", code.name)
             span.set_status(Status(StatusCode.ERROR, f"{code.name}: {details or ''}"))
         span.end()
 

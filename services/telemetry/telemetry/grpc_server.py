@@ -2,8 +2,12 @@
 
 The span continues the caller's trace from the W3C ``traceparent`` in the call
 metadata; ``x-request-id`` (or a fresh id) is put in the log context for the
-duration of the handler; requests, errors and duration are recorded per
-service and method.
+duration of the handler; the duration (``rpc.server.duration``, seconds) is recorded per service,
+method and status, with ``error.type`` on server faults. Calls refused by
+policy (RESOURCE_EXHAUSTED, UNAUTHENTICATED, PERMISSION_DENIED) are also
+counted in ``rpc.server.refused`` by reason; the reason comes from the
+service's ``refusal_reasons`` (a phrase of the status message → a short
+name), else the status name.
 
 Everything happens inside the wrapped handler, not in ``intercept_service``:
 grpc runs ``intercept_service`` on its polling thread, while the handler runs
@@ -24,7 +28,7 @@ from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from telemetry.context import REQUEST_ID_HEADER, request_id_scope, sanitise_request_id
-from telemetry.instruments import RPC_SERVER, RequestInstruments
+from telemetry.instruments import RPC_REFUSED, RPC_SERVER, RequestInstruments, refused_counter
 from telemetry.setup import Telemetry
 
 log = logging.getLogger(__name__)
@@ -48,6 +52,14 @@ _SERVER_FAULTS = frozenset(
         grpc.StatusCode.INTERNAL,
         grpc.StatusCode.UNAVAILABLE,
         grpc.StatusCode.DATA_LOSS,
+    }
+)
+# Policy refusals: the server turned the call away before doing its work.
+REFUSALS = frozenset(
+    {
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,
     }
 )
 
@@ -99,12 +111,31 @@ def wrap_handler(
 
 
 class ServerTelemetryInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, telemetry: Telemetry, *, log_calls: bool = True) -> None:
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        *,
+        log_calls: bool = True,
+        refusal_reasons: dict[str, str] | None = None,
+    ) -> None:
         self._tracer = telemetry.tracer("telemetry.grpc_server")
-        self._metrics = RequestInstruments.create(
-            telemetry.meter("telemetry.grpc_server"), RPC_SERVER, "RPCs"
-        )
+        meter = telemetry.meter("telemetry.grpc_server")
+        self._metrics = RequestInstruments.create(meter, RPC_SERVER, "RPCs served")
+        self._refused = refused_counter(meter, RPC_REFUSED)
+        self._reasons = dict(refusal_reasons or {})
         self._log_calls = log_calls
+
+    def refused(self, method: str, code: grpc.StatusCode, reason: str) -> None:
+        """Count a refusal made outside this interceptor (an outer one, e.g. call bounds)."""
+        self._refused.add(
+            1, {"rpc.method": method, "rpc.grpc.status_code": code.name, "reason": reason}
+        )
+
+    def reason(self, code: grpc.StatusCode, details: str | None) -> str:
+        for phrase, reason in self._reasons.items():
+            if details and phrase in details:
+                return reason
+        return str(code.name).lower()
 
     def intercept_service(
         self,
@@ -190,18 +221,26 @@ class _Call:
     ) -> None:
         try:
             code = self._code(exc)
-            elapsed_ms = (time.perf_counter() - self._start) * 1000
+            elapsed = time.perf_counter() - self._start
+            elapsed_ms = elapsed * 1000
             attributes = {
                 "rpc.system": "grpc",
                 "rpc.service": self._service,
                 "rpc.method": self._method,
                 "rpc.grpc.status_code": code.name,
             }
-            self._owner._metrics.record(elapsed_ms, attributes, failed=code != grpc.StatusCode.OK)
+            fault = code in _SERVER_FAULTS
+            self._owner._metrics.record(
+                elapsed, attributes, error_type=code.name if fault else None
+            )
+            if code in REFUSALS:
+                details = _context_details(self._context)
+                self._owner.refused(self._method, code, self._owner.reason(code, details))
             if self._quiet:
                 return
             self._span.set_attribute("rpc.grpc.status_code", code.value[0])
-            if code in _SERVER_FAULTS:
+            if fault:
+                self._span.set_attribute("error.type", code.name)
                 self._span.set_status(Status(StatusCode.ERROR, code.name))
                 if exc is not None and not _is_abort(self._context):
                     self._span.record_exception(exc)
@@ -230,6 +269,14 @@ def _context_code(context: grpc.ServicerContext) -> grpc.StatusCode | None:
     # ServicerContext.code() holds what abort() / set_code() set.
     code = context.code()
     return code if isinstance(code, grpc.StatusCode) else None
+
+
+def _context_details(context: grpc.ServicerContext) -> str | None:
+    details = getattr(context, "details", None)
+    value = details() if callable(details) else None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value if isinstance(value, str) else None
 
 
 def _is_abort(context: grpc.ServicerContext) -> bool:
