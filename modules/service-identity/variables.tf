@@ -31,6 +31,10 @@ variable "project_roles" {
     "roles/cloudtrace.agent",
     "roles/logging.logWriter",
     "roles/monitoring.metricWriter",
+    # OTLP to telemetry.googleapis.com (ADR 0027) checks telemetry.traces.write and
+    # telemetry.metrics.write, which the Cloud Trace and Monitoring roles above predate.
+    "roles/telemetry.tracesWriter",
+    "roles/telemetry.metricsWriter",
   ]
 
   validation {

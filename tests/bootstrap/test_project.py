@@ -117,6 +117,8 @@ def test_the_deploy_identity_gets_only_the_reviewed_roles() -> None:
             "roles/cloudtrace.agent",
             "roles/logging.logWriter",
             "roles/monitoring.metricWriter",
+            "roles/telemetry.tracesWriter",
+            "roles/telemetry.metricsWriter",
             "roles/cloudsql.client",
             "roles/cloudsql.instanceUser",
         }

@@ -21,6 +21,7 @@ locals {
     "logging.googleapis.com"              = "the services' structured logs"
     "monitoring.googleapis.com"           = "the services' metrics (OTLP export) and Cloud Run's own"
     "cloudtrace.googleapis.com"           = "the services' traces"
+    "telemetry.googleapis.com"            = "the OTLP endpoint the services export traces and metrics to (ADR 0027)"
   }
 }
 

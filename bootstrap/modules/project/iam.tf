@@ -37,6 +37,9 @@ locals {
     "roles/storage.admin" = "the run store's bucket and its IAM, and the state objects"
     # Read the VPC the Cloud SQL instance's private IP and the services' egress name.
     "roles/compute.networkViewer" = "read the VPC and subnetwork the stack attaches to"
+    # modules/monitoring's dashboard, alert policies and notification channels, and the
+    # metrics check's reads of the new revision's error ratio and p95 (includes viewer).
+    "roles/monitoring.editor" = "the dashboard, alert policies, channels, and the metrics check"
   }
 
   # The only roles the stack grants at project level: telemetry for each service account
@@ -47,6 +50,8 @@ locals {
     "roles/cloudtrace.agent",
     "roles/logging.logWriter",
     "roles/monitoring.metricWriter",
+    "roles/telemetry.tracesWriter",
+    "roles/telemetry.metricsWriter",
     "roles/cloudsql.client",
     "roles/cloudsql.instanceUser",
   ]
@@ -110,6 +115,7 @@ locals {
     "roles/secretmanager.viewer"     = "the secrets' metadata (never their values)"
     "roles/artifactregistry.reader"  = "the registry the stack reads"
     "roles/compute.networkViewer"    = "the VPC and subnetwork the services attach to"
+    "roles/monitoring.viewer"        = "the dashboard, alert policies and notification channels"
     # Every IAM policy the stack's *_iam_member resources refresh (services, service
     # accounts, secrets, buckets, the project); no secret values, no object data.
     "roles/iam.securityReviewer" = "the IAM policies the stack refreshes"
