@@ -232,6 +232,8 @@ def _plan(args: argparse.Namespace) -> warm.LoadPlan:
         wait_max=args.wait_max,
         run_rows=args.run_rows,
         weights=weights,
+        min_calls=args.min_calls,
+        max_seconds=args.max_seconds or 3.0 * args.seconds,
     )
 
 
@@ -250,6 +252,8 @@ def _calibration_plan(args: argparse.Namespace) -> warm.LoadPlan:
         run_rows=0,
         weights=weights,
         classes=("PipelineUser",),
+        min_calls=args.min_calls,
+        max_seconds=3.0 * args.calibration_seconds,
     )
 
 
@@ -595,6 +599,19 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--console-users", type=int, default=1, help="of which ConsoleUser (1)")
     r.add_argument("--seconds", type=int, default=20, help="measured warm seconds (20)")
     r.add_argument("--warmup", type=int, default=5, help="warm-up seconds, excluded (5)")
+    r.add_argument(
+        "--min-calls",
+        type=int,
+        default=10,
+        help="the warm and calibration windows last until every weighted task has this many "
+        "calls (10; 0: by the clock alone), at most --max-seconds",
+    )
+    r.add_argument(
+        "--max-seconds",
+        type=float,
+        default=0.0,
+        help="bound of the warm window with --min-calls (default 3 x --seconds)",
+    )
     r.add_argument("--wait-min", type=float, default=0.05, help="per-user pause min, s (0.05)")
     r.add_argument("--wait-max", type=float, default=0.2, help="per-user pause max, s (0.2)")
     r.add_argument(
