@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench import cold, floor, machine, ratios, report, run_store, warm
+from bench import capacity, capacity_report, cold, floor, machine, ratios, report, run_store, warm
 from bench.histogram import Histogram
 from bench.targets import TargetError, parse_grpc_target, require_loopback
 from envctl import gitrepo
@@ -210,6 +210,101 @@ def _store_phase(
             f"×{entry['large_over_small_p50']:.2f}"
         )
     return section, run_store.raw_json(result)
+
+
+def _capacity_plan(args: argparse.Namespace, users: int = 0) -> capacity.Plan:
+    try:
+        return capacity.Plan(
+            start_rps=args.capacity_start,
+            factor=args.capacity_factor,
+            max_steps=args.capacity_steps,
+            max_rps=args.capacity_max_rps,
+            warmup_s=args.capacity_warmup,
+            seconds=args.capacity_seconds,
+            grpc_slo_ms=args.slo_grpc_ms,
+            http_slo_ms=args.slo_http_ms,
+            max_error_rate=args.capacity_max_error_rate,
+            processes=args.capacity_processes,
+            users=users or args.capacity_users,
+            generator_cpus=args.generator_cpus,
+        )
+    except ValueError as err:
+        raise SystemExit(f"bench: {err}") from err
+
+
+def _capacity_targets(args: argparse.Namespace) -> list[str]:
+    chosen = [t.strip() for t in args.capacity_targets.split(",") if t.strip()]
+    unknown = sorted(set(chosen) - {"bare", "pipeline", "console"})
+    if unknown or not chosen:
+        raise SystemExit(
+            f"--capacity-targets {args.capacity_targets!r}: a comma-separated subset of "
+            "bare, pipeline, console"
+        )
+    return chosen
+
+
+def _capacity_local(args: argparse.Namespace, refs: dict[str, str], out: Path) -> dict[str, Any]:
+    """The capacity phase against containers on this machine, servers pinned away
+    from the generator (bench/capacity_stack.py)."""
+    from bench import capacity_stack
+
+    plan = _capacity_plan(args)
+    placement = capacity_stack.Placement(args.server_cpus)
+    where = placement.describe(plan.generator_cpus)
+    targets = _capacity_targets(args)
+    say(
+        f"capacity: {', '.join(targets)}; open-loop steps of {plan.seconds:g}s from "
+        f"{plan.start_rps:g}/s ×{plan.factor:g} (≤{plan.max_steps} steps each); {where}"
+    )
+    results: dict[str, capacity.TargetResult] = {}
+    with capacity_stack.servers(placement) as boxes:
+        if "bare" in targets:
+            addr = boxes.bare(refs["pipeline"])
+            results["bare"] = capacity.measure(
+                "bare", "health", addr, plan, out / "raw" / "capacity" / "bare", say
+            )
+            boxes.remove_all()
+        if "pipeline" in targets or "console" in targets:
+            addr = boxes.pipeline(refs["pipeline"])
+            if "pipeline" in targets:
+                results["pipeline"] = capacity.measure(
+                    "pipeline", "get_dag", addr, plan, out / "raw" / "capacity" / "pipeline", say
+                )
+            if "console" in targets:
+                url = boxes.console(refs["console"], addr)
+                results["console"] = capacity.measure(
+                    "console", "api_dag", url, plan, out / "raw" / "capacity" / "console", say
+                )
+    return capacity.section(plan, results, where)
+
+
+def _capacity_remote(
+    args: argparse.Namespace, out: Path, pipeline_target: str, console_url: str | None
+) -> dict[str, Any]:
+    """The capacity phase against a deployed environment: no bare server (nothing of
+    ours to start there), users fixed at the environment's concurrency when given."""
+    from bench import cloud
+
+    users = 0
+    where = "a deployed environment (generator on this machine)"
+    if args.environment:
+        env = cloud.environment_services(args.environment)
+        users = env.services["pipeline"].concurrency
+        where += f"; users = {args.environment}'s pipeline concurrency ({users})"
+    plan = _capacity_plan(args, users)
+    results: dict[str, capacity.TargetResult] = {}
+    say(f"capacity against {pipeline_target}: {where}")
+    results["pipeline"] = capacity.measure(
+        "pipeline", "get_dag", pipeline_target, plan, out / "raw" / "capacity" / "pipeline", say
+    )
+    if console_url:
+        if args.environment:
+            console_users = cloud.environment_services(args.environment).services["console"]
+            plan = _capacity_plan(args, console_users.concurrency)
+        results["console"] = capacity.measure(
+            "console", "api_dag", console_url, plan, out / "raw" / "capacity" / "console", say
+        )
+    return capacity.section(plan, results, where)
 
 
 def _plan(args: argparse.Namespace) -> warm.LoadPlan:
@@ -410,6 +505,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not remote and args.store_runs > 0:
         store_section, store_raw = _store_phase(args, refs["pipeline"])
 
+    capacity_section: dict[str, Any] | None = None
+    if args.capacity_steps > 0:
+        if remote:
+            capacity_section = _capacity_remote(args, out, args.pipeline_target, args.console_url)
+        else:
+            capacity_section = _capacity_local(args, refs, out)
+
     # Another process busy on the same cores skews everything: say how busy it was.
     machine_info["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     parameters = {
@@ -420,6 +522,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "large_rows": args.large_rows,
         "large_repeats": args.large_repeats,
         "run_store": _store_parameters(args) if store_section else None,
+        "capacity": capacity_section["plan"] if capacity_section else None,
     }
     result = report.assemble(
         meta={
@@ -442,6 +545,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         calibration=measured["calibration"],
         large_feed=measured["large"],
         run_store=store_section,
+        capacity=capacity_section,
     )
     report.write(out, result, measured["floor"], store_raw)
     say(
@@ -491,6 +595,125 @@ def cmd_store(args: argparse.Namespace) -> int:
     for name, r in result["ratios"].items():
         say(f"  {name:<44} {r['value']:>9.3f}{'' if r['gated'] else '  (not gated)'}")
     return 0
+
+
+def cmd_capacity(args: argparse.Namespace) -> int:
+    """The capacity phase alone: its own result folder and report."""
+    started = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    if args.capacity_steps <= 0:
+        raise SystemExit("--capacity-steps must be positive for `capacity`")
+    remote = bool(args.pipeline_target)
+    if remote:
+        target = parse_grpc_target(args.pipeline_target)
+        require_loopback("--pipeline-target", target.host, args.allow_remote)
+        if args.console_url:
+            require_loopback(
+                "--console-url", urlsplit(args.console_url).hostname or "", args.allow_remote
+            )
+        commit, dirty = _head()
+        meta: dict[str, Any] = {
+            "commit": commit,
+            "tag": args.label or f"remote-{started.replace(':', '')}",
+            "dirty": dirty,
+            "images": None,
+        }
+        refs: dict[str, str] = {}
+    else:
+        meta, refs = _images(args)
+    out = Path(args.output) if args.output else RESULTS / f"{meta['tag']}-capacity"
+    out.mkdir(parents=True, exist_ok=True)
+    say(f"results → {out}")
+    machine_info = machine.info(docker=not remote)
+    if remote:
+        section = _capacity_remote(args, out, args.pipeline_target, args.console_url)
+        target_desc = f"{args.pipeline_target} + {args.console_url or 'no console'}, capacity only"
+    else:
+        section = _capacity_local(args, refs, out)
+        target_desc = "local containers (host network, 127.0.0.1), capacity only"
+    machine_info["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    result = report.assemble(
+        meta={
+            "kind": "bench-report",
+            "created": started,
+            "target": target_desc,
+            "commit": meta["commit"],
+            "tag": meta["tag"],
+            "dirty": meta["dirty"],
+            "bench_commit": "".join(_bench_head()),
+        },
+        machine=machine_info,
+        images=meta["images"],
+        locust_version=warm.locust_version(),
+        parameters={"capacity": section["plan"]},
+        cold_samples=None,
+        warm=None,
+        floor=None,
+        calibration=None,
+        large_feed=None,
+        capacity=section,
+    )
+    report.write(out, result, None)
+    say(f"wrote {out / report.REPORT_JSON}, {report.REPORT_MD}, {capacity_report.CAPACITY_PNG}")
+    for name, t in section["targets"].items():
+        bound = " (lower bound: generator-bound or never broke)" if t["knee_is_lower_bound"] else ""
+        say(f"  knee {name:<9} {t['knee_rps']:>8g}/s{bound}")
+    return 0
+
+
+def _capacity_options(p: argparse.ArgumentParser, steps_default: int) -> None:
+    server_cpus, generator_cpus = _default_placement()
+    g = p.add_argument_group("capacity (open-loop steps, bench/capacity.py)")
+    g.add_argument(
+        "--capacity-steps",
+        type=int,
+        default=steps_default,
+        help=f"max steps per target ({steps_default}; 0 skips the phase in run)",
+    )
+    g.add_argument("--capacity-seconds", type=float, default=4.0, help="measured s per step (4)")
+    g.add_argument("--capacity-warmup", type=float, default=1.0, help="warm-up s per step (1)")
+    g.add_argument("--capacity-start", type=float, default=50.0, help="first offered rate (50/s)")
+    g.add_argument("--capacity-factor", type=float, default=1.5, help="rate × per step (1.5)")
+    g.add_argument("--capacity-max-rps", type=float, default=20_000.0, help="rate bound")
+    g.add_argument("--slo-grpc-ms", type=float, default=10.0, help="gRPC p99 SLO (10 ms)")
+    g.add_argument("--slo-http-ms", type=float, default=25.0, help="HTTP p99 SLO (25 ms)")
+    g.add_argument(
+        "--capacity-max-error-rate", type=float, default=0.001, help="errors a step may have"
+    )
+    g.add_argument(
+        "--capacity-processes", type=int, default=1, help="Locust --processes per step (1)"
+    )
+    g.add_argument(
+        "--capacity-users",
+        type=int,
+        default=0,
+        help="users per step (default: from the rate and SLO; --environment: its concurrency)",
+    )
+    g.add_argument(
+        "--capacity-targets",
+        default="bare,pipeline,console",
+        help="which to measure, of bare,pipeline,console (all)",
+    )
+    g.add_argument(
+        "--server-cpus",
+        default=server_cpus,
+        help=f"cpuset of the server containers ({server_cpus or 'unpinned'})",
+    )
+    g.add_argument(
+        "--generator-cpus",
+        default=generator_cpus,
+        help=f"CPUs Locust is pinned to ({generator_cpus or 'unpinned'})",
+    )
+    g.add_argument(
+        "--environment",
+        help="against a deployed environment: users = its services' concurrency (envctl)",
+    )
+
+
+def _default_placement() -> tuple[str, str]:
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return "", ""
+    return str(cpus[-1]), ",".join(str(c) for c in cpus[:-1])
 
 
 def _store_options(p: argparse.ArgumentParser) -> None:
@@ -644,7 +867,25 @@ def parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--label", help="result folder name for --pipeline-target runs")
     _store_options(r)
+    _capacity_options(r, steps_default=10)
     r.set_defaults(func=cmd_run)
+
+    cap = sub.add_parser(
+        "capacity",
+        help="only the capacity phase: bare grpcio, GetDag, GET /api/dag, open-loop steps",
+    )
+    cap.add_argument("--output", help="result folder (default bench/results/<tag>-capacity)")
+    cap.add_argument(
+        "--allow-dirty", action="store_true", help="build from a dirty tree (tag <sha>-dirty)"
+    )
+    cap.add_argument("--pipeline-image", help="use this pipeline image instead of building")
+    cap.add_argument("--console-image", help="use this console image instead of building")
+    cap.add_argument("--pipeline-target", help="a running pipeline (host:port or https URL)")
+    cap.add_argument("--console-url", help="and its console (http(s)://host[:port])")
+    cap.add_argument("--allow-remote", action="store_true", help="allow non-loopback targets")
+    cap.add_argument("--label", help="result folder name for --pipeline-target runs")
+    _capacity_options(cap, steps_default=10)
+    cap.set_defaults(func=cmd_capacity)
 
     st = sub.add_parser(
         "store", help="only the run store phase: GetRun/ListRuns, 10,000 runs vs 40, containers"
@@ -685,14 +926,21 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.command == "run" and bool(args.pipeline_image) != bool(args.console_image):
+    if args.command in ("run", "capacity") and bool(args.pipeline_image) != bool(
+        args.console_image
+    ):
         parser().error("--pipeline-image and --console-image go together")
     try:
         code: int = args.func(args)
     except TargetError as err:
         print(f"bench: {err}", file=sys.stderr)
         return 2
-    except (cold.ColdStartFailed, warm.LocustFailed, run_store.StorePhaseFailed) as err:
+    except (
+        cold.ColdStartFailed,
+        warm.LocustFailed,
+        run_store.StorePhaseFailed,
+        capacity.CapacityFailed,
+    ) as err:
         print(f"bench: {err}", file=sys.stderr)
         return 1
     return code
