@@ -307,6 +307,52 @@ def _capacity_remote(
     return capacity.section(plan, results, where)
 
 
+def _cloud_cold(args: argparse.Namespace) -> dict[str, Any]:
+    """True cold starts of the deployed pipeline: each sample waits (bounded) until
+    Cloud Monitoring reports zero instances, then times the first two Checks."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from bench import cloud
+    from bench.targets import open_channel, with_auth
+
+    if not args.environment:
+        raise SystemExit("--cloud-cold-samples needs --environment ENV (its project, scaling)")
+    env = cloud.environment_services(args.environment)
+    cloud.require_scale_to_zero(env, "pipeline")
+    monitoring = cloud.MonitoringClient(env.project, cloud.google_access_token)
+    target = parse_grpc_target(args.pipeline_target)
+
+    def first_two() -> tuple[int, int]:
+        with open_channel(target) as channel:
+            stub = health_pb2_grpc.HealthStub(with_auth(channel, target))
+            request = health_pb2.HealthCheckRequest(service="")
+            times = []
+            for _ in range(2):
+                t0 = time.perf_counter_ns()
+                stub.Check(request, timeout=120)
+                times.append((time.perf_counter_ns() - t0) // 1000)
+        return times[0], times[1]
+
+    samples = []
+    for i in range(args.cloud_cold_samples):
+        say(f"cloud cold {i + 1}/{args.cloud_cold_samples}: waiting for pipeline to scale to zero")
+        sample = cloud.cold_sample(
+            lambda: cloud.wait_for_zero(
+                lambda: monitoring.instances("pipeline"),
+                args.cold_max_wait,
+                args.cold_poll,
+                say=say,
+            ),
+            first_two,
+        )
+        samples.append(sample)
+        say(
+            f"  {'cold' if sample.reached_zero else 'NOT cold (wait timed out)'}: first Check "
+            f"{sample.first_us / 1000:.0f} ms, second {sample.second_us / 1000:.1f} ms"
+        )
+    return cloud.cold_section("pipeline", samples, args.cold_max_wait)
+
+
 def _plan(args: argparse.Namespace) -> warm.LoadPlan:
     weights = dict(warm.DEFAULT_WEIGHTS)
     for item in args.weight or []:
@@ -485,6 +531,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         samples = cold.run(refs["pipeline"], refs["console"], args.cold_samples, show)
         cold_samples = [s.to_json() for s in samples]
 
+    cloud_cold: dict[str, Any] | None = None
+    if remote and args.cloud_cold_samples > 0:
+        cloud_cold = _cloud_cold(args)
+
     if remote:
         measured = _measure(args, out, args.pipeline_target, args.console_url)
         target_desc = f"{args.pipeline_target} + {args.console_url or 'no console'}"
@@ -546,6 +596,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         large_feed=measured["large"],
         run_store=store_section,
         capacity=capacity_section,
+        cloud_cold=cloud_cold,
     )
     report.write(out, result, measured["floor"], store_raw)
     say(
@@ -866,6 +917,22 @@ def parser() -> argparse.ArgumentParser:
         help="allow non-loopback targets (a deployed environment)",
     )
     r.add_argument("--label", help="result folder name for --pipeline-target runs")
+    r.add_argument(
+        "--cloud-cold-samples",
+        type=int,
+        default=0,
+        help="with --pipeline-target https://… and --environment: true cold starts, each "
+        "after the service scaled to zero (min_instances: 0 only; 0 skips)",
+    )
+    r.add_argument(
+        "--cold-max-wait",
+        type=float,
+        default=30 * 60.0,
+        help="longest wait for zero instances per cloud cold sample, s (1800)",
+    )
+    r.add_argument(
+        "--cold-poll", type=float, default=60.0, help="instance count poll interval, s (60)"
+    )
     _store_options(r)
     _capacity_options(r, steps_default=10)
     r.set_defaults(func=cmd_run)

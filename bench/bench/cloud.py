@@ -202,3 +202,58 @@ def google_access_token() -> str:
     )
     credentials.refresh(google.auth.transport.requests.Request())  # type: ignore[no-untyped-call]
     return str(credentials.token)
+
+
+@dataclass(frozen=True)
+class ColdSample:
+    """One cold start of a deployed service, timed from this machine."""
+
+    reached_zero: bool  # False: the wait timed out, so this first call may be warm
+    waited_s: float
+    instances_before: int
+    first_us: int  # first health Check on a fresh channel (starts an instance)
+    second_us: int  # the next one on the same channel
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reached_zero": self.reached_zero,
+            "waited_s": round(self.waited_s, 1),
+            "instances_before": self.instances_before,
+            "first_us": self.first_us,
+            "second_us": self.second_us,
+        }
+
+
+def cold_sample(wait: Callable[[], Wait], first_two: Callable[[], tuple[int, int]]) -> ColdSample:
+    """Wait for zero instances (bounded), then time the first two calls."""
+    waited = wait()
+    first, second = first_two()
+    return ColdSample(waited.reached_zero, waited.waited_s, waited.last_count, first, second)
+
+
+def cold_section(service: str, samples: list[ColdSample], max_wait_s: float) -> dict[str, Any]:
+    cold = [s.first_us for s in samples if s.reached_zero]
+    return {
+        "service": service,
+        "max_wait_s": max_wait_s,
+        "samples": [s.to_json() for s in samples],
+        # Only samples that followed zero instances are cold starts.
+        "cold_first_us_median": sorted(cold)[len(cold) // 2] if cold else None,
+    }
+
+
+def cold_markdown(section: dict[str, Any]) -> list[str]:
+    out = [
+        f"## Cold starts on Cloud Run ({section['service']}, each after scale to zero, "
+        f"waits ≤ {section['max_wait_s']:.0f} s)",
+        "",
+        "| sample | reached zero | waited | instances before | first Check | second Check |",
+        "| ---: | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for i, s in enumerate(section["samples"], 1):
+        out.append(
+            f"| {i} | {'yes' if s['reached_zero'] else 'no (timed out: not a cold start)'} | "
+            f"{s['waited_s']:.0f} s | {s['instances_before']} | {s['first_us'] / 1000:.0f} ms | "
+            f"{s['second_us'] / 1000:.1f} ms |"
+        )
+    return [*out, ""]

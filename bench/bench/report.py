@@ -106,6 +106,7 @@ def assemble(
     large_feed: dict[str, Any] | None,
     run_store: dict[str, Any] | None = None,
     capacity: dict[str, Any] | None = None,
+    cloud_cold: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     floor_json: dict[str, Any] | None = None
     if floor is not None:
@@ -125,6 +126,7 @@ def assemble(
         "large_feed": large_feed,
         "run_store": run_store,
         "capacity": capacity,
+        "cloud_cold": cloud_cold,
     }
     report["ratios"] = {k: v.to_json() for k, v in ratios.compute(report).items()}
     return report
@@ -317,6 +319,11 @@ def markdown(report: dict[str, Any]) -> str:
 
     if report.get("capacity"):
         out += ["", *capacity_report.markdown(report["capacity"])]
+
+    if report.get("cloud_cold"):
+        from bench.cloud import cold_markdown
+
+        out += ["", *cold_markdown(report["cloud_cold"])]
 
     if has_charts(report):
         out += [
