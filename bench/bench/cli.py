@@ -822,6 +822,41 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 1 if any(v.status == "regressed" for v in verdicts) else 0
 
 
+def cmd_comment(args: argparse.Namespace) -> int:
+    """The ratio table as one pull request comment, edited in place (bench.yml)."""
+    from bench import pr_comment
+
+    try:
+        current = report.load(Path(args.result))
+        baseline = report.load(Path(args.baseline))
+        verdicts = ratios.judge(baseline["ratios"], current["ratios"], args.threshold)
+    except (OSError, ValueError, KeyError) as err:
+        print(f"bench comment: {err}", file=sys.stderr)
+        return 2
+    text = pr_comment.body(
+        verdicts,
+        args.threshold,
+        current,
+        baseline,
+        args.run_url,
+        ratios.parameter_differences(
+            baseline.get("parameters") or {}, current.get("parameters") or {}
+        ),
+    )
+    if args.pr is None:
+        print(text, end="")
+        return 0
+    from envctl.ci.github import GitHub, GitHubError
+
+    try:
+        action, comment_id = GitHub.from_env().upsert_comment(args.pr, pr_comment.MARKER, text)
+    except GitHubError as err:
+        print(f"bench comment: {err}", file=sys.stderr)
+        return 1
+    print(f"{action} comment {comment_id} on #{args.pr}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     for path in report.render(Path(args.result), recompute=args.recompute):
         print(path)
@@ -857,11 +892,18 @@ def cmd_hist(args: argparse.Namespace) -> int:
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(profile: str = "full") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="cold + warm + floor + large feed, then write the report")
+    r.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default="full",
+        help="full (the defaults, as the baseline) or quick (bench.yml: shorter phases, "
+        "the same feed sizes and gates); options given explicitly win",
+    )
     r.add_argument("--output", help="result folder (default bench/results/<image tag>)")
     r.add_argument(
         "--allow-dirty", action="store_true", help="build from a dirty tree (tag <sha>-dirty)"
@@ -935,7 +977,7 @@ def parser() -> argparse.ArgumentParser:
     )
     _store_options(r)
     _capacity_options(r, steps_default=10)
-    r.set_defaults(func=cmd_run)
+    r.set_defaults(func=cmd_run, **PROFILES[profile])
 
     cap = sub.add_parser(
         "capacity",
@@ -976,6 +1018,16 @@ def parser() -> argparse.ArgumentParser:
     )
     c.set_defaults(func=cmd_compare)
 
+    cm = sub.add_parser(
+        "comment", help="the compare table as a PR comment (edited in place), or on stdout"
+    )
+    cm.add_argument("result", help="result folder or its report.json")
+    cm.add_argument("--baseline", default=str(BASELINE), help="default bench/results/baseline")
+    cm.add_argument("--threshold", type=float, default=ratios.DEFAULT_THRESHOLD)
+    cm.add_argument("--pr", type=int, help="pull request number (GITHUB_REPOSITORY, GITHUB_TOKEN)")
+    cm.add_argument("--run-url", help="the workflow run holding the report artifact")
+    cm.set_defaults(func=cmd_comment)
+
     h = sub.add_parser("hist", help="percentiles from a stock Locust run's hist-*.json files")
     h.add_argument("folder", help="the --bench-hist-dir of the run")
     h.set_defaults(func=cmd_hist)
@@ -991,8 +1043,30 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Defaults per `run --profile`. Quick keeps what the gated ratios depend on (the
+#: 1,000,000-row feed, 10,000 runs in the store, the warm load's shape) and
+#: shortens what only narrows their noise (samples, windows, capacity steps).
+PROFILES: dict[str, dict[str, Any]] = {
+    "full": {},
+    "quick": {
+        "cold_samples": 3,
+        "seconds": 10,
+        "warmup": 3,
+        "floor_seconds": 3.0,
+        "calibration_seconds": 3,
+        "store_seconds": 1.5,
+        "capacity_seconds": 2.0,
+        "capacity_warmup": 0.5,
+        "capacity_factor": 2.0,
+        "capacity_steps": 8,
+    },
+}
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    first = parser().parse_args(argv)
+    # Again with the profile's values as the run's defaults: explicit options still win.
+    args = parser(first.profile).parse_args(argv) if first.command == "run" else first
     if args.command in ("run", "capacity") and bool(args.pipeline_image) != bool(
         args.console_image
     ):
