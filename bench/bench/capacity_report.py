@@ -80,8 +80,9 @@ def chart(folder: Path, section: dict[str, Any], tag: str) -> Path:
 
     matplotlib.use("Agg")  # files only; never a display
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator
 
-    fig, ax = plt.subplots(figsize=(9, 5.2), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(12, 5.2), constrained_layout=True)
     colours = {"bare": "tab:grey", "pipeline": "tab:blue", "console": "tab:orange"}
     for key, target in section["targets"].items():
         steps = target["steps"]
@@ -92,7 +93,8 @@ def chart(folder: Path, section: dict[str, Any], tag: str) -> Path:
         p50 = [max(s["latency_us"].get("p50", 0), 1) / 1000 for s in steps]
         p99 = [max(s["latency_us"].get("p99", 0), 1) / 1000 for s in steps]
         label = TARGET_NAMES.get(key, key)
-        ax.plot(xs, p50, "-", color=colour, label=f"{label} p50")
+        # Markers on both lines: a target that broke at its first step is one point.
+        ax.plot(xs, p50, "-", marker=".", color=colour, label=f"{label} p50")
         ax.plot(xs, p99, "--", color=colour, label=f"{label} p99")
         for x, y, s in zip(xs, p99, steps, strict=True):
             ax.plot(
@@ -108,10 +110,15 @@ def chart(folder: Path, section: dict[str, Any], tag: str) -> Path:
             )  # fmt: skip
     ax.set_xscale("log")
     ax.set_yscale("log")
+    # Plain numbers (50, 100, 200; 0.5, 1, 2, 5) rather than 5 x 10^1.
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+        axis.set_minor_formatter(FuncFormatter(lambda _v, _pos: ""))
     ax.set_xlabel("offered calls per second (open loop)")
     ax.set_ylabel("latency from intended send, ms")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title(
         f"Capacity — {tag}: p50 solid, p99 dashed, SLO dotted, knee circled, "
         "hollow = generator-bound",
