@@ -7,8 +7,8 @@ then × `factor` — each step a fresh open-loop Locust run of `warmup_s` +
 window, p99 ≤ the SLO, errors ≤ `max_error_rate` and the server completed at
 least `min_achieved` of what was offered. Stepping stops at the first step
 that does not hold (or at `max_steps` / `max_rps`), so a target costs at most
-`max_steps` × (start-up + `warmup_s` + `seconds`). The **knee** is the
-highest offered rate at which every step up to it held.
+`max_steps` × (start-up + `warmup_s` + at most `max_step_seconds`). The
+**knee** is the highest offered rate at which every step up to it held.
 
 The generator's own limits are part of the result, not hidden in it: each
 Locust process reports its CPU share over the window and its late starts
@@ -68,6 +68,11 @@ class Plan:
     users: int = 0
     # CPUs the generator is pinned to ("0", "0-1"); empty: not pinned.
     generator_cpus: str = ""
+    # A step's window is long enough for this many calls, so its p99 is not one
+    # or two calls (at 50/s a 4 s window holds 200: p99 is the 2nd worst)...
+    p99_calls: int = 500
+    # ... but never longer than this.
+    max_step_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -94,6 +99,12 @@ class Plan:
             out.append(round(rate, 1))
             rate *= self.factor
         return out
+
+    def window_s(self, rate: float) -> float:
+        """The measured seconds of the step at `rate`: `seconds`, or longer at low
+        rates until it holds `p99_calls` calls, at most `max_step_seconds`."""
+        wanted = self.p99_calls / rate if rate > 0 else self.seconds
+        return round(min(max(self.seconds, wanted), max(self.seconds, self.max_step_seconds)), 2)
 
     def slo_us(self, call: str) -> int:
         return int((self.http_slo_ms if call == "api_dag" else self.grpc_slo_ms) * 1000)
@@ -253,7 +264,8 @@ def step_command(
 ) -> list[str]:
     # The locustfile ends the test itself once its window has closed; the run time
     # only bounds a step whose users never finished spawning.
-    run_time = math.ceil(plan.warmup_s + plan.seconds + RUN_TIME_SLACK_S)
+    window = plan.window_s(rate)
+    run_time = math.ceil(plan.warmup_s + window + RUN_TIME_SLACK_S)
     cmd = [
         sys.executable, "-m", "locust", "-f", str(LOCUSTFILE),
         "--headless", "--only-summary", "--loglevel", "WARNING",
@@ -264,7 +276,7 @@ def step_command(
         "--exit-code-on-error", "0",
         "--cap-call", call, "--cap-target", target,
         "--cap-rate", f"{rate:g}", "--cap-users", str(users),
-        "--cap-warmup", f"{plan.warmup_s:g}", "--cap-seconds", f"{plan.seconds:g}",
+        "--cap-warmup", f"{plan.warmup_s:g}", "--cap-seconds", f"{window:g}",
         "--cap-seed", str(seed), "--cap-out", str(out),
     ]  # fmt: skip
     if plan.processes > 1:
@@ -297,7 +309,7 @@ def run_step(plan: Plan, call: str, target: str, rate: float, out: Path, seed: i
             os.sched_setaffinity(0, cpus)
 
     log = out / "locust.log"
-    timeout = plan.warmup_s + plan.seconds + RUN_TIME_SLACK_S + STEP_OVERRUN_S
+    timeout = plan.warmup_s + plan.window_s(rate) + RUN_TIME_SLACK_S + STEP_OVERRUN_S
     with log.open("wb") as fh:
         try:
             done = subprocess.run(

@@ -227,6 +227,7 @@ def _capacity_plan(args: argparse.Namespace, users: int = 0) -> capacity.Plan:
             processes=args.capacity_processes,
             users=users or args.capacity_users,
             generator_cpus=args.generator_cpus,
+            p99_calls=args.capacity_p99_calls,
         )
     except ValueError as err:
         raise SystemExit(f"bench: {err}") from err
@@ -725,6 +726,12 @@ def _capacity_options(p: argparse.ArgumentParser, steps_default: int) -> None:
     g.add_argument("--capacity-start", type=float, default=50.0, help="first offered rate (50/s)")
     g.add_argument("--capacity-factor", type=float, default=1.5, help="rate × per step (1.5)")
     g.add_argument("--capacity-max-rps", type=float, default=20_000.0, help="rate bound")
+    g.add_argument(
+        "--capacity-p99-calls",
+        type=int,
+        default=500,
+        help="low-rate steps last until they hold this many calls (500), at most 10 s",
+    )
     g.add_argument("--slo-grpc-ms", type=float, default=10.0, help="gRPC p99 SLO (10 ms)")
     g.add_argument("--slo-http-ms", type=float, default=25.0, help="HTTP p99 SLO (25 ms)")
     g.add_argument(

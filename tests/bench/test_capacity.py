@@ -54,6 +54,14 @@ def test_a_plan_that_cannot_run_is_refused_naming_the_field(
         capacity.Plan(**{field: value})  # type: ignore[arg-type]
 
 
+def test_low_rate_steps_last_long_enough_for_a_p99_of_many_calls() -> None:
+    plan = capacity.Plan(seconds=4, p99_calls=500, max_step_seconds=10)
+    assert plan.window_s(50) == 10, "500 calls would take 10 s"
+    assert plan.window_s(100) == 5
+    assert plan.window_s(1000) == 4, "never shorter than seconds"
+    assert plan.window_s(10) == 10, "never longer than max_step_seconds"
+
+
 def test_users_cover_the_calls_in_flight_at_the_slo_or_are_fixed() -> None:
     plan = capacity.Plan(grpc_slo_ms=10, http_slo_ms=25)
     assert plan.users_for(10, "get_dag") == capacity.MIN_USERS
@@ -276,7 +284,7 @@ def test_the_generator_offers_the_rate_and_merges_every_process(
     # tested: each step's calls are the rate x window, from every process.
     plan = capacity.Plan(
         start_rps=40, factor=2, max_steps=2, warmup_s=0.5, seconds=2,
-        grpc_slo_ms=2000, processes=processes, users=4,
+        grpc_slo_ms=2000, processes=processes, users=4, p99_calls=1,
     )  # fmt: skip
     result = capacity.measure("pipeline", "get_dag", pipeline_addr, plan, tmp_path)
     assert [s.offered_rps for s in result.steps] == [40, 80]
@@ -294,7 +302,7 @@ def test_the_generator_offers_the_rate_and_merges_every_process(
 
 
 def test_a_server_that_is_not_there_is_a_step_of_errors(tmp_path: Path) -> None:
-    plan = capacity.Plan(start_rps=20, max_steps=3, warmup_s=0.2, seconds=1, users=2)
+    plan = capacity.Plan(start_rps=20, max_steps=3, warmup_s=0.2, seconds=1, users=2, p99_calls=1)
     result = capacity.measure("pipeline", "get_dag", f"127.0.0.1:{free_port()}", plan, tmp_path)
     assert len(result.steps) == 1, "stepping stops at the first step that does not hold"
     step = result.steps[0]

@@ -43,7 +43,7 @@ def test_runner_writes_a_complete_report(built_images: images.Build, tmp_path: P
         "--store-seconds", "0.5", "--store-calls", "100",
         # Two tiny capacity steps per target, an SLO loose enough to hold anywhere.
         "--capacity-steps", "2", "--capacity-start", "20", "--capacity-factor", "2",
-        "--capacity-seconds", "1", "--capacity-warmup", "0.3",
+        "--capacity-seconds", "1", "--capacity-warmup", "0.3", "--capacity-p99-calls", "1",
         "--slo-grpc-ms", "2000", "--slo-http-ms", "2000",
         "--output", str(out),
     ]  # fmt: skip
