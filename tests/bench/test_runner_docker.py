@@ -35,8 +35,9 @@ def test_runner_writes_a_complete_report(built_images: images.Build, tmp_path: P
         "--console-image", built_images.ref("console"),
         "--cold-samples", "2",
         "--users", "2", "--console-users", "1", "--seconds", "3", "--warmup", "1",
-        # Windows end on a count of calls (at most 30 s): never empty on a loaded machine.
-        "--min-calls", "5", "--max-seconds", "30",
+        # Windows end on a count of calls (at most 60 s): never empty on a loaded
+        # machine. RunPipeline is 1 task in 21 for the one PipelineUser: ~0.3/s.
+        "--min-calls", "3", "--max-seconds", "60",
         "--floor-seconds", "1", "--floor-calls", "300", "--calibration-seconds", "2",
         "--large-rows", "5000",
         "--store-runs", "300", "--store-small-runs", "40",
@@ -75,7 +76,7 @@ def test_runner_writes_a_complete_report(built_images: images.Build, tmp_path: P
     assert rpcs["GetDag"]["latency_us"]["p50"] > 0
     # Locust's count of the window (reset at warm-up), the one the window ended on.
     for name in ("GetDag", "GetStatus", "ListSteps", "RunPipeline", "/api/dag", "/api/status"):
-        assert rpcs[name]["locust"]["requests"] >= 5, (name, rpcs[name])
+        assert rpcs[name]["locust"]["requests"] >= 3, (name, rpcs[name])
     assert set(data["floor"]) >= {"health_check", "get_dag", "console_dag", "locust_get_dag"}
     assert data["large_feed"]["rows"] == 5000
     store = data["run_store"]
