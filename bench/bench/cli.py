@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench import cold, floor, machine, ratios, report, run_store, warm
+from bench import capacity, capacity_report, cold, floor, machine, ratios, report, run_store, warm
 from bench.histogram import Histogram
 from bench.targets import TargetError, parse_grpc_target, require_loopback
 from envctl import gitrepo
@@ -212,6 +212,148 @@ def _store_phase(
     return section, run_store.raw_json(result)
 
 
+def _capacity_plan(args: argparse.Namespace, users: int = 0) -> capacity.Plan:
+    try:
+        return capacity.Plan(
+            start_rps=args.capacity_start,
+            factor=args.capacity_factor,
+            max_steps=args.capacity_steps,
+            max_rps=args.capacity_max_rps,
+            warmup_s=args.capacity_warmup,
+            seconds=args.capacity_seconds,
+            grpc_slo_ms=args.slo_grpc_ms,
+            http_slo_ms=args.slo_http_ms,
+            max_error_rate=args.capacity_max_error_rate,
+            processes=args.capacity_processes,
+            users=users or args.capacity_users,
+            generator_cpus=args.generator_cpus,
+            p99_calls=args.capacity_p99_calls,
+        )
+    except ValueError as err:
+        raise SystemExit(f"bench: {err}") from err
+
+
+def _capacity_targets(args: argparse.Namespace) -> list[str]:
+    chosen = [t.strip() for t in args.capacity_targets.split(",") if t.strip()]
+    unknown = sorted(set(chosen) - {"bare", "pipeline", "console"})
+    if unknown or not chosen:
+        raise SystemExit(
+            f"--capacity-targets {args.capacity_targets!r}: a comma-separated subset of "
+            "bare, pipeline, console"
+        )
+    return chosen
+
+
+def _capacity_local(args: argparse.Namespace, refs: dict[str, str], out: Path) -> dict[str, Any]:
+    """The capacity phase against containers on this machine, servers pinned away
+    from the generator (bench/capacity_stack.py)."""
+    from bench import capacity_stack
+
+    plan = _capacity_plan(args)
+    placement = capacity_stack.Placement(args.server_cpus)
+    where = placement.describe(plan.generator_cpus)
+    targets = _capacity_targets(args)
+    say(
+        f"capacity: {', '.join(targets)}; open-loop steps of {plan.seconds:g}s from "
+        f"{plan.start_rps:g}/s ×{plan.factor:g} (≤{plan.max_steps} steps each); {where}"
+    )
+    results: dict[str, capacity.TargetResult] = {}
+    with capacity_stack.servers(placement) as boxes:
+        if "bare" in targets:
+            addr = boxes.bare(refs["pipeline"])
+            results["bare"] = capacity.measure(
+                "bare", "health", addr, plan, out / "raw" / "capacity" / "bare", say
+            )
+            boxes.remove_all()
+        if "pipeline" in targets or "console" in targets:
+            addr = boxes.pipeline(refs["pipeline"])
+            if "pipeline" in targets:
+                results["pipeline"] = capacity.measure(
+                    "pipeline", "get_dag", addr, plan, out / "raw" / "capacity" / "pipeline", say
+                )
+            if "console" in targets:
+                url = boxes.console(refs["console"], addr)
+                results["console"] = capacity.measure(
+                    "console", "api_dag", url, plan, out / "raw" / "capacity" / "console", say
+                )
+    return capacity.section(plan, results, where)
+
+
+def _capacity_remote(
+    args: argparse.Namespace, out: Path, pipeline_target: str, console_url: str | None
+) -> dict[str, Any]:
+    """The capacity phase against a deployed environment: no bare server (nothing of
+    ours to start there), users fixed at the environment's concurrency when given."""
+    from bench import cloud
+
+    users = 0
+    where = "a deployed environment (generator on this machine)"
+    if args.environment:
+        env = cloud.environment_services(args.environment)
+        users = env.services["pipeline"].concurrency
+        where += f"; users = {args.environment}'s pipeline concurrency ({users})"
+    plan = _capacity_plan(args, users)
+    results: dict[str, capacity.TargetResult] = {}
+    say(f"capacity against {pipeline_target}: {where}")
+    results["pipeline"] = capacity.measure(
+        "pipeline", "get_dag", pipeline_target, plan, out / "raw" / "capacity" / "pipeline", say
+    )
+    if console_url:
+        if args.environment:
+            console_users = cloud.environment_services(args.environment).services["console"]
+            plan = _capacity_plan(args, console_users.concurrency)
+        results["console"] = capacity.measure(
+            "console", "api_dag", console_url, plan, out / "raw" / "capacity" / "console", say
+        )
+    return capacity.section(plan, results, where)
+
+
+def _cloud_cold(args: argparse.Namespace) -> dict[str, Any]:
+    """True cold starts of the deployed pipeline: each sample waits (bounded) until
+    Cloud Monitoring reports zero instances, then times the first two Checks."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from bench import cloud
+    from bench.targets import open_channel, with_auth
+
+    if not args.environment:
+        raise SystemExit("--cloud-cold-samples needs --environment ENV (its project, scaling)")
+    env = cloud.environment_services(args.environment)
+    cloud.require_scale_to_zero(env, "pipeline")
+    monitoring = cloud.MonitoringClient(env.project, cloud.google_access_token)
+    target = parse_grpc_target(args.pipeline_target)
+
+    def first_two() -> tuple[int, int]:
+        with open_channel(target) as channel:
+            stub = health_pb2_grpc.HealthStub(with_auth(channel, target))
+            request = health_pb2.HealthCheckRequest(service="")
+            times = []
+            for _ in range(2):
+                t0 = time.perf_counter_ns()
+                stub.Check(request, timeout=120)
+                times.append((time.perf_counter_ns() - t0) // 1000)
+        return times[0], times[1]
+
+    samples = []
+    for i in range(args.cloud_cold_samples):
+        say(f"cloud cold {i + 1}/{args.cloud_cold_samples}: waiting for pipeline to scale to zero")
+        sample = cloud.cold_sample(
+            lambda: cloud.wait_for_zero(
+                lambda: monitoring.instances("pipeline"),
+                args.cold_max_wait,
+                args.cold_poll,
+                say=say,
+            ),
+            first_two,
+        )
+        samples.append(sample)
+        say(
+            f"  {'cold' if sample.reached_zero else 'NOT cold (wait timed out)'}: first Check "
+            f"{sample.first_us / 1000:.0f} ms, second {sample.second_us / 1000:.1f} ms"
+        )
+    return cloud.cold_section("pipeline", samples, args.cold_max_wait)
+
+
 def _plan(args: argparse.Namespace) -> warm.LoadPlan:
     weights = dict(warm.DEFAULT_WEIGHTS)
     for item in args.weight or []:
@@ -232,6 +374,8 @@ def _plan(args: argparse.Namespace) -> warm.LoadPlan:
         wait_max=args.wait_max,
         run_rows=args.run_rows,
         weights=weights,
+        min_calls=args.min_calls,
+        max_seconds=args.max_seconds or 3.0 * args.seconds,
     )
 
 
@@ -250,6 +394,8 @@ def _calibration_plan(args: argparse.Namespace) -> warm.LoadPlan:
         run_rows=0,
         weights=weights,
         classes=("PipelineUser",),
+        min_calls=args.min_calls,
+        max_seconds=3.0 * args.calibration_seconds,
     )
 
 
@@ -386,6 +532,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         samples = cold.run(refs["pipeline"], refs["console"], args.cold_samples, show)
         cold_samples = [s.to_json() for s in samples]
 
+    cloud_cold: dict[str, Any] | None = None
+    if remote and args.cloud_cold_samples > 0:
+        cloud_cold = _cloud_cold(args)
+
     if remote:
         measured = _measure(args, out, args.pipeline_target, args.console_url)
         target_desc = f"{args.pipeline_target} + {args.console_url or 'no console'}"
@@ -406,6 +556,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not remote and args.store_runs > 0:
         store_section, store_raw = _store_phase(args, refs["pipeline"])
 
+    capacity_section: dict[str, Any] | None = None
+    if args.capacity_steps > 0:
+        if remote:
+            capacity_section = _capacity_remote(args, out, args.pipeline_target, args.console_url)
+        else:
+            capacity_section = _capacity_local(args, refs, out)
+
     # Another process busy on the same cores skews everything: say how busy it was.
     machine_info["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     parameters = {
@@ -416,6 +573,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "large_rows": args.large_rows,
         "large_repeats": args.large_repeats,
         "run_store": _store_parameters(args) if store_section else None,
+        "capacity": capacity_section["plan"] if capacity_section else None,
     }
     result = report.assemble(
         meta={
@@ -438,6 +596,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         calibration=measured["calibration"],
         large_feed=measured["large"],
         run_store=store_section,
+        capacity=capacity_section,
+        cloud_cold=cloud_cold,
     )
     report.write(out, result, measured["floor"], store_raw)
     say(
@@ -487,6 +647,131 @@ def cmd_store(args: argparse.Namespace) -> int:
     for name, r in result["ratios"].items():
         say(f"  {name:<44} {r['value']:>9.3f}{'' if r['gated'] else '  (not gated)'}")
     return 0
+
+
+def cmd_capacity(args: argparse.Namespace) -> int:
+    """The capacity phase alone: its own result folder and report."""
+    started = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    if args.capacity_steps <= 0:
+        raise SystemExit("--capacity-steps must be positive for `capacity`")
+    remote = bool(args.pipeline_target)
+    if remote:
+        target = parse_grpc_target(args.pipeline_target)
+        require_loopback("--pipeline-target", target.host, args.allow_remote)
+        if args.console_url:
+            require_loopback(
+                "--console-url", urlsplit(args.console_url).hostname or "", args.allow_remote
+            )
+        commit, dirty = _head()
+        meta: dict[str, Any] = {
+            "commit": commit,
+            "tag": args.label or f"remote-{started.replace(':', '')}",
+            "dirty": dirty,
+            "images": None,
+        }
+        refs: dict[str, str] = {}
+    else:
+        meta, refs = _images(args)
+    out = Path(args.output) if args.output else RESULTS / f"{meta['tag']}-capacity"
+    out.mkdir(parents=True, exist_ok=True)
+    say(f"results → {out}")
+    machine_info = machine.info(docker=not remote)
+    if remote:
+        section = _capacity_remote(args, out, args.pipeline_target, args.console_url)
+        target_desc = f"{args.pipeline_target} + {args.console_url or 'no console'}, capacity only"
+    else:
+        section = _capacity_local(args, refs, out)
+        target_desc = "local containers (host network, 127.0.0.1), capacity only"
+    machine_info["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    result = report.assemble(
+        meta={
+            "kind": "bench-report",
+            "created": started,
+            "target": target_desc,
+            "commit": meta["commit"],
+            "tag": meta["tag"],
+            "dirty": meta["dirty"],
+            "bench_commit": "".join(_bench_head()),
+        },
+        machine=machine_info,
+        images=meta["images"],
+        locust_version=warm.locust_version(),
+        parameters={"capacity": section["plan"]},
+        cold_samples=None,
+        warm=None,
+        floor=None,
+        calibration=None,
+        large_feed=None,
+        capacity=section,
+    )
+    report.write(out, result, None)
+    say(f"wrote {out / report.REPORT_JSON}, {report.REPORT_MD}, {capacity_report.CAPACITY_PNG}")
+    for name, t in section["targets"].items():
+        bound = " (lower bound: generator-bound or never broke)" if t["knee_is_lower_bound"] else ""
+        say(f"  knee {name:<9} {t['knee_rps']:>8g}/s{bound}")
+    return 0
+
+
+def _capacity_options(p: argparse.ArgumentParser, steps_default: int) -> None:
+    server_cpus, generator_cpus = _default_placement()
+    g = p.add_argument_group("capacity (open-loop steps, bench/capacity.py)")
+    g.add_argument(
+        "--capacity-steps",
+        type=int,
+        default=steps_default,
+        help=f"max steps per target ({steps_default}; 0 skips the phase in run)",
+    )
+    g.add_argument("--capacity-seconds", type=float, default=4.0, help="measured s per step (4)")
+    g.add_argument("--capacity-warmup", type=float, default=1.0, help="warm-up s per step (1)")
+    g.add_argument("--capacity-start", type=float, default=50.0, help="first offered rate (50/s)")
+    g.add_argument("--capacity-factor", type=float, default=1.5, help="rate × per step (1.5)")
+    g.add_argument("--capacity-max-rps", type=float, default=20_000.0, help="rate bound")
+    g.add_argument(
+        "--capacity-p99-calls",
+        type=int,
+        default=500,
+        help="low-rate steps last until they hold this many calls (500), at most 10 s",
+    )
+    g.add_argument("--slo-grpc-ms", type=float, default=10.0, help="gRPC p99 SLO (10 ms)")
+    g.add_argument("--slo-http-ms", type=float, default=25.0, help="HTTP p99 SLO (25 ms)")
+    g.add_argument(
+        "--capacity-max-error-rate", type=float, default=0.001, help="errors a step may have"
+    )
+    g.add_argument(
+        "--capacity-processes", type=int, default=1, help="Locust --processes per step (1)"
+    )
+    g.add_argument(
+        "--capacity-users",
+        type=int,
+        default=0,
+        help="users per step (default: from the rate and SLO; --environment: its concurrency)",
+    )
+    g.add_argument(
+        "--capacity-targets",
+        default="bare,pipeline,console",
+        help="which to measure, of bare,pipeline,console (all)",
+    )
+    g.add_argument(
+        "--server-cpus",
+        default=server_cpus,
+        help=f"cpuset of the server containers ({server_cpus or 'unpinned'})",
+    )
+    g.add_argument(
+        "--generator-cpus",
+        default=generator_cpus,
+        help=f"CPUs Locust is pinned to ({generator_cpus or 'unpinned'})",
+    )
+    g.add_argument(
+        "--environment",
+        help="against a deployed environment: users = its services' concurrency (envctl)",
+    )
+
+
+def _default_placement() -> tuple[str, str]:
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return "", ""
+    return str(cpus[-1]), ",".join(str(c) for c in cpus[:-1])
 
 
 def _store_options(p: argparse.ArgumentParser) -> None:
@@ -544,6 +829,41 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 1 if any(v.status == "regressed" for v in verdicts) else 0
 
 
+def cmd_comment(args: argparse.Namespace) -> int:
+    """The ratio table as one pull request comment, edited in place (bench.yml)."""
+    from bench import pr_comment
+
+    try:
+        current = report.load(Path(args.result))
+        baseline = report.load(Path(args.baseline))
+        verdicts = ratios.judge(baseline["ratios"], current["ratios"], args.threshold)
+    except (OSError, ValueError, KeyError) as err:
+        print(f"bench comment: {err}", file=sys.stderr)
+        return 2
+    text = pr_comment.body(
+        verdicts,
+        args.threshold,
+        current,
+        baseline,
+        args.run_url,
+        ratios.parameter_differences(
+            baseline.get("parameters") or {}, current.get("parameters") or {}
+        ),
+    )
+    if args.pr is None:
+        print(text, end="")
+        return 0
+    from envctl.ci.github import GitHub, GitHubError
+
+    try:
+        action, comment_id = GitHub.from_env().upsert_comment(args.pr, pr_comment.MARKER, text)
+    except GitHubError as err:
+        print(f"bench comment: {err}", file=sys.stderr)
+        return 1
+    print(f"{action} comment {comment_id} on #{args.pr}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     for path in report.render(Path(args.result), recompute=args.recompute):
         print(path)
@@ -579,11 +899,18 @@ def cmd_hist(args: argparse.Namespace) -> int:
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(profile: str = "full") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="cold + warm + floor + large feed, then write the report")
+    r.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default="full",
+        help="full (the defaults, as the baseline) or quick (bench.yml: shorter phases, "
+        "the same feed sizes and gates); options given explicitly win",
+    )
     r.add_argument("--output", help="result folder (default bench/results/<image tag>)")
     r.add_argument(
         "--allow-dirty", action="store_true", help="build from a dirty tree (tag <sha>-dirty)"
@@ -595,6 +922,19 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--console-users", type=int, default=1, help="of which ConsoleUser (1)")
     r.add_argument("--seconds", type=int, default=20, help="measured warm seconds (20)")
     r.add_argument("--warmup", type=int, default=5, help="warm-up seconds, excluded (5)")
+    r.add_argument(
+        "--min-calls",
+        type=int,
+        default=10,
+        help="the warm and calibration windows last until every weighted task has this many "
+        "calls (10; 0: by the clock alone), at most --max-seconds",
+    )
+    r.add_argument(
+        "--max-seconds",
+        type=float,
+        default=0.0,
+        help="bound of the warm window with --min-calls (default 3 x --seconds)",
+    )
     r.add_argument("--wait-min", type=float, default=0.05, help="per-user pause min, s (0.05)")
     r.add_argument("--wait-max", type=float, default=0.2, help="per-user pause max, s (0.2)")
     r.add_argument(
@@ -626,8 +966,42 @@ def parser() -> argparse.ArgumentParser:
         help="allow non-loopback targets (a deployed environment)",
     )
     r.add_argument("--label", help="result folder name for --pipeline-target runs")
+    r.add_argument(
+        "--cloud-cold-samples",
+        type=int,
+        default=0,
+        help="with --pipeline-target https://… and --environment: true cold starts, each "
+        "after the service scaled to zero (min_instances: 0 only; 0 skips)",
+    )
+    r.add_argument(
+        "--cold-max-wait",
+        type=float,
+        default=30 * 60.0,
+        help="longest wait for zero instances per cloud cold sample, s (1800)",
+    )
+    r.add_argument(
+        "--cold-poll", type=float, default=60.0, help="instance count poll interval, s (60)"
+    )
     _store_options(r)
-    r.set_defaults(func=cmd_run)
+    _capacity_options(r, steps_default=10)
+    r.set_defaults(func=cmd_run, **PROFILES[profile])
+
+    cap = sub.add_parser(
+        "capacity",
+        help="only the capacity phase: bare grpcio, GetDag, GET /api/dag, open-loop steps",
+    )
+    cap.add_argument("--output", help="result folder (default bench/results/<tag>-capacity)")
+    cap.add_argument(
+        "--allow-dirty", action="store_true", help="build from a dirty tree (tag <sha>-dirty)"
+    )
+    cap.add_argument("--pipeline-image", help="use this pipeline image instead of building")
+    cap.add_argument("--console-image", help="use this console image instead of building")
+    cap.add_argument("--pipeline-target", help="a running pipeline (host:port or https URL)")
+    cap.add_argument("--console-url", help="and its console (http(s)://host[:port])")
+    cap.add_argument("--allow-remote", action="store_true", help="allow non-loopback targets")
+    cap.add_argument("--label", help="result folder name for --pipeline-target runs")
+    _capacity_options(cap, steps_default=10)
+    cap.set_defaults(func=cmd_capacity)
 
     st = sub.add_parser(
         "store", help="only the run store phase: GetRun/ListRuns, 10,000 runs vs 40, containers"
@@ -651,6 +1025,16 @@ def parser() -> argparse.ArgumentParser:
     )
     c.set_defaults(func=cmd_compare)
 
+    cm = sub.add_parser(
+        "comment", help="the compare table as a PR comment (edited in place), or on stdout"
+    )
+    cm.add_argument("result", help="result folder or its report.json")
+    cm.add_argument("--baseline", default=str(BASELINE), help="default bench/results/baseline")
+    cm.add_argument("--threshold", type=float, default=ratios.DEFAULT_THRESHOLD)
+    cm.add_argument("--pr", type=int, help="pull request number (GITHUB_REPOSITORY, GITHUB_TOKEN)")
+    cm.add_argument("--run-url", help="the workflow run holding the report artifact")
+    cm.set_defaults(func=cmd_comment)
+
     h = sub.add_parser("hist", help="percentiles from a stock Locust run's hist-*.json files")
     h.add_argument("folder", help="the --bench-hist-dir of the run")
     h.set_defaults(func=cmd_hist)
@@ -666,16 +1050,45 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Defaults per `run --profile`. Quick keeps what the gated ratios depend on (the
+#: 1,000,000-row feed, 10,000 runs in the store, the warm load's shape) and
+#: shortens what only narrows their noise (samples, windows, capacity steps).
+PROFILES: dict[str, dict[str, Any]] = {
+    "full": {},
+    "quick": {
+        "cold_samples": 3,
+        "seconds": 10,
+        "warmup": 3,
+        "floor_seconds": 3.0,
+        "calibration_seconds": 3,
+        "store_seconds": 1.5,
+        "capacity_seconds": 2.0,
+        "capacity_warmup": 0.5,
+        "capacity_factor": 2.0,
+        "capacity_steps": 8,
+    },
+}
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    if args.command == "run" and bool(args.pipeline_image) != bool(args.console_image):
+    first = parser().parse_args(argv)
+    # Again with the profile's values as the run's defaults: explicit options still win.
+    args = parser(first.profile).parse_args(argv) if first.command == "run" else first
+    if args.command in ("run", "capacity") and bool(args.pipeline_image) != bool(
+        args.console_image
+    ):
         parser().error("--pipeline-image and --console-image go together")
     try:
         code: int = args.func(args)
     except TargetError as err:
         print(f"bench: {err}", file=sys.stderr)
         return 2
-    except (cold.ColdStartFailed, warm.LocustFailed, run_store.StorePhaseFailed) as err:
+    except (
+        cold.ColdStartFailed,
+        warm.LocustFailed,
+        run_store.StorePhaseFailed,
+        capacity.CapacityFailed,
+    ) as err:
         print(f"bench: {err}", file=sys.stderr)
         return 1
     return code

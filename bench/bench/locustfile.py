@@ -44,6 +44,8 @@ import grpc
 import grpc.experimental.gevent as grpc_gevent
 from locust import FastHttpUser, TaskSet, User, between, events
 from locust.env import Environment
+from locust.runners import WorkerRunner
+from locust.stats import CSV_STATS_INTERVAL_SEC
 
 # gRPC's C core blocks in its own threads; this hands its polling to gevent so
 # one Locust process can keep many users' calls in flight. It must run before
@@ -251,6 +253,21 @@ def _options(parser: Any) -> None:
         help="seconds after test start excluded from the histograms (Locust stats reset then)",
     )
     group.add_argument(
+        "--bench-min-calls",
+        env_var="BENCH_MIN_CALLS",
+        type=int,
+        default=0,
+        help="end the test once every weighted task has this many calls after the warm-up "
+        "(and --bench-min-seconds have passed); --run-time stays the upper bound. 0: off",
+    )
+    group.add_argument(
+        "--bench-min-seconds",
+        env_var="BENCH_MIN_SECONDS",
+        type=float,
+        default=0.0,
+        help="with --bench-min-calls: measure at least this long after the warm-up",
+    )
+    group.add_argument(
         "--bench-hist-dir",
         env_var="BENCH_HIST_DIR",
         default=str(_REPO / "bench" / "results" / "locust"),
@@ -294,13 +311,80 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         # histograms; a call straddling the instant is counted by Locust only.
         gevent.spawn_later(warmup, environment.stats.reset_all)
     if environment.parsed_options is not None:
-        global _PROGRESS
+        global _PROGRESS, _ENOUGH
         if _PROGRESS is not None:
             _PROGRESS.kill(block=False)
         _PROGRESS = gevent.spawn(_report_progress, Path(environment.parsed_options.bench_hist_dir))
+        if _ENOUGH is not None:
+            _ENOUGH.kill(block=False)
+        _ENOUGH = None
+        options = environment.parsed_options
+        # The master (or the only process) decides; its stats hold every worker's.
+        if options.bench_min_calls > 0 and not isinstance(environment.runner, WorkerRunner):
+            _ENOUGH = gevent.spawn(
+                _quit_when_enough,
+                environment,
+                expected_entries(environment),
+                time.monotonic() + warmup + max(0.0, options.bench_min_seconds),
+                options.bench_min_calls,
+            )
 
 
 _PROGRESS: gevent.Greenlet | None = None
+_ENOUGH: gevent.Greenlet | None = None
+# How often the stop condition is checked: a tenth of a second is far below any
+# window worth measuring and costs nothing next to the users' calls.
+_ENOUGH_POLL_S = 0.1
+
+
+def expected_entries(environment: Environment) -> list[tuple[str, str]]:
+    """(Locust method, name) of every task the selected user classes will run."""
+    options = environment.parsed_options
+    entries: list[tuple[str, str]] = []
+    for user_class in environment.user_classes:
+        if issubclass(user_class, PipelineUser):
+            table, method = PIPELINE_WEIGHTS, "grpc"
+        elif issubclass(user_class, ConsoleUser):
+            table, method = CONSOLE_WEIGHTS, "GET"
+        else:
+            continue
+        for name, (option, default) in table.items():
+            if (getattr(options, option) if options else default) > 0:
+                entries.append((method, name))
+    return entries
+
+
+def enough_calls(stats: Any, expected: list[tuple[str, str]], min_calls: int) -> bool:
+    """Every expected entry has at least `min_calls` requests (failures count:
+    a failed call is a result too) in Locust's stats, reset when warm-up ended."""
+    return all(
+        (entry := stats.entries.get((name, method))) is not None and entry.num_requests >= min_calls
+        for method, name in expected
+    )
+
+
+def _quit_when_enough(
+    environment: Environment, expected: list[tuple[str, str]], not_before: float, min_calls: int
+) -> None:
+    """End the test on a count of calls, not on the clock alone.
+
+    A window of a few seconds on a loaded machine can hold no call at all of a
+    rare task; waiting for `min_calls` of each makes a short run's content
+    certain, and `--run-time` still bounds it when the server never answers."""
+    while True:
+        gevent.sleep(_ENOUGH_POLL_S)
+        if time.monotonic() < not_before:
+            continue
+        if enough_calls(environment.stats, expected, min_calls):
+            log.info("every task has %d calls: ending the test", min_calls)
+            options = environment.parsed_options
+            if options is not None and options.csv_prefix:
+                # Locust rewrites its CSVs every CSV_STATS_INTERVAL_SEC and not at
+                # exit: let one rewrite happen, so they hold at least these counts.
+                gevent.sleep(CSV_STATS_INTERVAL_SEC + _ENOUGH_POLL_S)
+            runner: Any = environment.runner
+            runner.quit()
+            return
 
 
 def _report_progress(directory: Path) -> None:

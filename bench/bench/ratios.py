@@ -185,6 +185,25 @@ def compute(report: dict[str, Any]) -> dict[str, Ratio]:
                 f"{call} p50 with {many:,} runs in the store ÷ with {few:,} "
                 f"({store.get('backend', '?')}, same run)",
             )
+
+    capacity = report.get("capacity")
+    if capacity:
+        # Knees are steps of ×factor apart: one step either way is a change of
+        # 33-50 %, past any threshold, from quantisation alone. Not gated.
+        factor = (capacity.get("plan") or {}).get("factor", "?")
+        knees = {k: float(t.get("knee_rps", 0)) for k, t in capacity["targets"].items()}
+        put(
+            "capacity.bare_over_pipeline",
+            _div(knees.get("bare", 0.0), knees.get("pipeline", 0.0)),
+            False,
+            f"bare grpcio health knee ÷ pipeline GetDag knee (steps ×{factor} apart)",
+        )
+        put(
+            "capacity.pipeline_over_console",
+            _div(knees.get("pipeline", 0.0), knees.get("console", 0.0)),
+            False,
+            f"pipeline GetDag knee ÷ console GET /api/dag knee (steps ×{factor} apart)",
+        )
     return out
 
 

@@ -8,10 +8,13 @@ Layout of `bench/results/<tag>/`::
     report.md                    the same as tables, for people
     latency-cold-vs-warm.png     CDFs: cold first calls vs warm calls
     over-time.png                p50/p99 and calls/s per second of the load phase
+    latency-vs-load.png          capacity: p50/p99 against the offered rate per target
     raw/floor.json               floor loop histograms (µs)
     raw/run_store.json           run store loop histograms (µs), per call and store
     raw/warm/, raw/calibration/  Locust's CSVs and log, and the locustfile's
                                  per-process histogram files (hist-*.json)
+    raw/capacity/<target>/step-NN/  each capacity step's Locust log and per-process
+                                 result files (cap-*.json)
 
 `render(folder)` rebuilds report.md and the charts from report.json and raw/,
 so a report can be re-drawn (`python -m bench report DIR`) without re-running.
@@ -23,7 +26,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench import ratios
+from bench import capacity_report, ratios
 from bench.cold import METRICS
 from bench.histogram import REPORTED_PERCENTILES, Histogram, percentile_key, sample_summary
 from bench.recorder import Recorder, load_dir
@@ -102,6 +105,8 @@ def assemble(
     calibration: Recorder | None,
     large_feed: dict[str, Any] | None,
     run_store: dict[str, Any] | None = None,
+    capacity: dict[str, Any] | None = None,
+    cloud_cold: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     floor_json: dict[str, Any] | None = None
     if floor is not None:
@@ -120,6 +125,8 @@ def assemble(
         "floor": floor_json,
         "large_feed": large_feed,
         "run_store": run_store,
+        "capacity": capacity,
+        "cloud_cold": cloud_cold,
     }
     report["ratios"] = {k: v.to_json() for k, v in ratios.compute(report).items()}
     return report
@@ -310,6 +317,14 @@ def markdown(report: dict[str, Any]) -> str:
     if report.get("run_store"):
         out += ["", *run_store_markdown(report["run_store"])]
 
+    if report.get("capacity"):
+        out += ["", *capacity_report.markdown(report["capacity"])]
+
+    if report.get("cloud_cold"):
+        from bench.cloud import cold_markdown
+
+        out += ["", *cold_markdown(report["cloud_cold"])]
+
     if has_charts(report):
         out += [
             "",
@@ -385,10 +400,12 @@ def run_store_markdown(section: dict[str, Any]) -> list[str]:
 
 
 def has_charts(report: dict[str, Any]) -> bool:
-    """The charts draw the cold, warm and floor phases: a report of the run store
-    phase alone (`python -m bench store`) has none; any other report has both."""
+    """The two latency charts draw the cold, warm and floor phases: a report of
+    the run store or capacity phase alone (`python -m bench store` / `capacity`)
+    has none of them; any other report has both."""
     measured = ("cold", "warm", "floor", "large_feed")
-    return not report.get("run_store") or any(report.get(k) for k in measured)
+    alone = report.get("run_store") or report.get("capacity")
+    return not alone or any(report.get(k) for k in measured)
 
 
 # --- charts --------------------------------------------------------------------
@@ -554,6 +571,9 @@ def render(folder: Path, recompute: bool = False) -> list[Path]:
     warm_dir = folder / "raw" / "warm"
     warm = load_dir(warm_dir) if list(warm_dir.glob("hist-*.json")) else None
     (folder / REPORT_MD).write_text(markdown(report))
-    if not has_charts(report):
-        return [folder / REPORT_MD]
-    return [folder / REPORT_MD, *charts(folder, report, warm)]
+    written = [folder / REPORT_MD]
+    if has_charts(report):
+        written += charts(folder, report, warm)
+    if report.get("capacity"):
+        written.append(capacity_report.chart(folder, report["capacity"], str(report["tag"])[:12]))
+    return written

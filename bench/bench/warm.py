@@ -54,6 +54,17 @@ class LoadPlan:
     run_rows: int = 2000
     weights: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     classes: tuple[str, ...] = ("PipelineUser", "ConsoleUser")
+    # The window ends once it is `seconds` long *and* every weighted task has
+    # `min_calls` calls in it, or at `max_seconds` (the bound) whichever comes
+    # first: a short window on a loaded machine is never empty of a rare task.
+    # min_calls 0: the window is `seconds`, as before.
+    min_calls: int = 0
+    max_seconds: float = 0.0
+
+    @property
+    def window_bound_s(self) -> float:
+        """The longest the measured window may last."""
+        return max(float(self.seconds), self.max_seconds) if self.min_calls > 0 else self.seconds
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,7 +86,7 @@ def locust_version() -> str:
 
 
 def command(plan: LoadPlan, pipeline_target: str, console_url: str | None, out: Path) -> list[str]:
-    run_time = math.ceil(plan.warmup_s + plan.seconds)
+    run_time = math.ceil(plan.warmup_s + plan.window_bound_s)
     args = [
         sys.executable,
         "-m",
@@ -117,6 +128,8 @@ def command(plan: LoadPlan, pipeline_target: str, console_url: str | None, out: 
         "--console-users",
         str(plan.console_users if "ConsoleUser" in plan.classes else 0),
     ]
+    if plan.min_calls > 0:
+        args += ["--bench-min-calls", str(plan.min_calls), "--bench-min-seconds", str(plan.seconds)]
     if console_url:
         args += ["--host", console_url]
     for option, weight in plan.weights.items():
@@ -151,7 +164,7 @@ def run(
         stale.unlink()
     cmd = command(plan, pipeline_target, console_url, out)
     log_path = out / "locust.log"
-    total = plan.warmup_s + plan.seconds
+    total = plan.warmup_s + plan.window_bound_s
     with log_path.open("wb") as log:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
         t0 = time.monotonic()

@@ -28,6 +28,9 @@ from bench.histogram import Histogram
 from bench.warm import LOCUSTFILE, REPO
 
 START_TIMEOUT_S = 60.0
+# The Locust runs end once every task has this many calls, or at BOUND_S.
+MIN_CALLS = 3
+BOUND_S = 60
 
 
 def _free_port() -> int:
@@ -126,7 +129,7 @@ def _locust(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=BOUND_S + 60,
         check=False,
     )
 
@@ -141,8 +144,13 @@ def test_locust_reports_grpc_calls_by_method_and_writes_microsecond_histograms(
         "3",
         "--spawn-rate",
         "3",
+        # Ended by a count of calls, not the clock: every task must be seen at
+        # least MIN_CALLS times, however loaded the machine; the run time only
+        # bounds a run whose servers stopped answering.
         "--run-time",
-        "4s",
+        f"{BOUND_S}s",
+        "--bench-min-calls",
+        str(MIN_CALLS),
         "--pipeline-target",
         addr,
         "--host",
@@ -153,7 +161,7 @@ def test_locust_reports_grpc_calls_by_method_and_writes_microsecond_histograms(
         "0.01",
         "--wait-max",
         "0.02",
-        # Every task often enough to be seen in four seconds.
+        # Every task often enough that MIN_CALLS of each come quickly.
         "--weight-run-pipeline",
         "2",
         "--weight-get-status",
@@ -172,11 +180,13 @@ def test_locust_reports_grpc_calls_by_method_and_writes_microsecond_histograms(
     stats = {(e["method"], e["name"]): e for e in entries}
     for method in ("GetStatus", "ListSteps", "GetDag", "RunPipeline"):
         entry = stats[("grpc", method)]
-        assert entry["num_requests"] > 0, method
+        assert entry["num_requests"] >= MIN_CALLS, method
         assert entry["num_failures"] == 0, method
         assert entry["total_content_length"] > 0, method
     for path in ("/api/dag", "/api/status"):
-        assert stats[("GET", path)]["num_requests"] > 0
+        assert stats[("GET", path)]["num_requests"] >= MIN_CALLS
+    # It ended on the count, well before the bound.
+    assert "every task has" in done.stderr, done.stderr[-3000:]
     with (tmp_path / "locust_stats.csv").open() as fh:
         assert {("grpc", "GetDag"), ("GET", "/api/dag")} <= {
             (r["Type"], r["Name"]) for r in csv.DictReader(fh)
@@ -205,11 +215,13 @@ def test_failures_carry_the_grpc_status_code(tmp_path: Path) -> None:
         "1",
         "--spawn-rate",
         "1",
-        # 3 s, not 2: Locust can end a 2 s run inside its first second (its clock
-        # starts before the users do) and then writes an empty stats CSV; seen about
-        # one run in three here after the workspace change made start-up faster.
+        # Ended by a count of calls, not the clock: a 2-3 s run could end before
+        # its users made a call and write an empty stats CSV (seen about one run
+        # in three on a loaded machine).
         "--run-time",
-        "3s",
+        f"{BOUND_S}s",
+        "--bench-min-calls",
+        str(MIN_CALLS),
         "--pipeline-target",
         f"127.0.0.1:{_free_port()}",
         "--weight-run-pipeline",

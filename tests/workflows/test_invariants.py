@@ -21,6 +21,7 @@ from .shell import commands, envctl_calls, envctl_ci_calls
 
 EXPECTED = {
     "ci.yml",
+    "bench.yml",
     "build.yml",
     "plan.yml",
     "deploy.yml",
@@ -144,8 +145,11 @@ def test_write_scopes_only_where_they_are_used(workflows: Workflows) -> None:
         perms = job["permissions"]
         text = "\n".join(s.get("run", "") for s in job.get("steps", []))
         if perms.get("pull-requests") == "write":
-            # PR comments: the plan comment, and the lock claims it carries.
-            assert any(c in text for c in ("pr-comment", "envctl.ci lock")), f"{name}: {job_id}"
+            # PR comments: the plan comment and the lock claims it carries, or the
+            # bench's ratio table (bench.yml).
+            assert any(c in text for c in ("pr-comment", "envctl.ci lock", "-m bench comment")), (
+                f"{name}: {job_id}"
+            )
             assert "--pr" in text, f"{name}: {job_id}"
         if perms.get("deployments") == "write":
             assert "envctl.ci deployment" in text, f"{name}: {job_id}"
@@ -176,6 +180,21 @@ def test_path_filters(workflows: Workflows) -> None:
     assert set(workflows["deploy.yml"]["on"]["push"]["paths"]) == {"environments/**", "modules/**"}
     assert "services/**" in workflows["build.yml"]["on"]["push"]["paths"]
     assert "pipelines/**" in workflows["build.yml"]["on"]["push"]["paths"]
+    bench_paths = set(workflows["bench.yml"]["on"]["pull_request"]["paths"])
+    assert {"services/**", "pipelines/**", "bench/**"} <= bench_paths
+
+
+def test_the_bench_gates_on_compare_against_the_committed_baseline(
+    workflows: Workflows,
+) -> None:
+    steps = workflows["bench.yml"]["jobs"]["bench"]["steps"]
+    runs = [s.get("run", "") for s in steps]
+    assert any("-m bench run --profile quick" in r for r in runs)
+    compare = next(s for s in steps if "-m bench compare" in s.get("run", ""))
+    # No continue-on-error: compare's exit 1 (a gated ratio worse by > 25 %) fails the job.
+    assert "continue-on-error" not in compare
+    assert "--threshold 0.25" in compare["run"]
+    assert "--baseline" not in compare["run"], "the committed baseline, by default"
 
 
 def test_apply_only_inside_a_github_environment(workflows: Workflows) -> None:

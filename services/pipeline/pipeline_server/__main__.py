@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
-
-from telemetry import configure_logging, setup_telemetry
-
-from .loader import PipelineLoadError
-from .server import serve
-from .settings import SettingsError, load_settings
 
 log = logging.getLogger("pipeline_server")
 
 
 def main() -> int:
+    # Start-up allocates hundreds of thousands of long-lived objects (modules,
+    # classes, the pipeline's steps): the cyclic collector would walk them again
+    # and again while they load and free nothing. Off until SERVING, when
+    # server.serve freezes what start-up made and turns it back on (ADR 0026).
+    gc.disable()
+    # Imported here, after gc.disable(), rather than at the top of the module.
+    from telemetry import configure_logging, setup_telemetry
+
+    from .loader import PipelineLoadError
+    from .server import serve
+    from .settings import SettingsError, load_settings
+
     configure_logging("pipeline")
     try:
         settings = load_settings()
@@ -34,6 +41,7 @@ def main() -> int:
         log.error("cannot start: %s", exc)
         return 1
     finally:
+        gc.enable()  # a failed start-up never got to serve's
         telemetry.shutdown()
     if abandoned:
         # Their threads would hold the interpreter's exit until their step ends

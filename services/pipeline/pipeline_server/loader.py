@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import traceback
 from dataclasses import dataclass
+from functools import cached_property
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,11 @@ class LoadedPipeline:
     reactflow: dict[str, Any]
     framework_version: str
 
-    @property
+    @cached_property
     def reactflow_json(self) -> str:
+        """The DAG as compact JSON with sorted keys, serialized once (cached_property
+        writes the instance's __dict__, so it works on a frozen dataclass): GetDag
+        sends it on every call, and a dumps per call was ~20 µs of it (ADR 0026)."""
         return json.dumps(self.reactflow, sort_keys=True, separators=(",", ":"))
 
     def step_names(self) -> list[str]:

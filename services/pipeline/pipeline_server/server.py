@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -22,7 +23,6 @@ from pipeline.v1 import pipeline_pb2_grpc as pb_grpc
 from telemetry import Telemetry
 from telemetry.grpc_server import ServerTelemetryInterceptor
 
-from .auth import IdTokenInterceptor, IdTokenVerifier
 from .bounds import CallBounds, MethodLimit
 from .loader import LoadedPipeline, load_pipeline
 from .runner import RunTelemetry
@@ -157,6 +157,11 @@ def interceptors(
     )
     chain: list[grpc.ServerInterceptor] = [bounds, observed]
     if settings.require_id_token:
+        # Imported only when tokens are checked: google.auth, cryptography and
+        # requests are ~60 ms of start-up an instance without tokens never uses
+        # (ADR 0026).
+        from .auth import IdTokenInterceptor, IdTokenVerifier
+
         verifier = IdTokenVerifier(
             settings.token_audiences, settings.allowed_invokers, settings.id_token_certs_url
         )
@@ -259,6 +264,11 @@ def serve(settings: Settings, telemetry: Telemetry | None = None) -> int:
     """Serve until SIGTERM/SIGINT, then shut down gracefully; returns how many
     runs were still computing when it gave up on them (see RunningServer.stop)."""
     running = start(settings, telemetry=telemetry)
+    # SERVING: what start-up built lives as long as the process. Freezing it keeps
+    # the cyclic collector from walking it on every collection from now on, and
+    # turns the collector back on if __main__ turned it off for start-up (ADR 0026).
+    gc.freeze()
+    gc.enable()
     stopping = threading.Event()
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -95,6 +95,13 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
         self._monitor = monitor
         self._spool = spool
         self._memory = budget(settings.memory_limit_bytes, settings.memory_reserve_bytes)
+        # The DAG never changes while an instance lives, so neither does the answer
+        # to GetDag: built once here, sent as it is on every call (ADR 0026).
+        self._dag = pb.GetDagResponse(
+            reactflow_json=pipeline.reactflow_json,
+            node_count=len(pipeline.reactflow["nodes"]),
+            edge_count=len(pipeline.reactflow["edges"]),
+        )
         self._limits = FeedLimits(
             # Default: stop decompressing at the largest feed this instance could run.
             max_uncompressed_bytes=settings.max_uncompressed_bytes or self._memory.largest_feed(),
@@ -146,12 +153,8 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
         return pb.ListStepsResponse(steps=steps)
 
     def GetDag(self, request: pb.GetDagRequest, context: grpc.ServicerContext) -> pb.GetDagResponse:
-        dag = self._pipeline.reactflow
-        return pb.GetDagResponse(
-            reactflow_json=self._pipeline.reactflow_json,
-            node_count=len(dag["nodes"]),
-            edge_count=len(dag["edges"]),
-        )
+        # grpc only serializes the response; nothing mutates it.
+        return self._dag
 
     def GetRun(self, request: pb.GetRunRequest, context: grpc.ServicerContext) -> pb.Run:
         return self._get(request.run_id, context)
