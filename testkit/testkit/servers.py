@@ -125,6 +125,25 @@ class Proc:
     def signal(self, sig: signal.Signals) -> None:
         assert self.popen is not None
         self.popen.send_signal(sig)
+        if sig == signal.SIGSTOP:
+            # kill() returns before the kernel has stopped every thread: on a loaded
+            # machine the process can still answer a call or two. Wait until it is stopped.
+            self._wait_state("T", timeout=5.0)
+
+    def _wait_state(self, want: str, timeout: float) -> None:
+        assert self.popen is not None
+        stat = Path(f"/proc/{self.popen.pid}/stat")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                # Field 3 (after "pid (comm)") is the state letter; T = stopped.
+                state = stat.read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                return  # no /proc (not Linux) or the process is gone: nothing to wait for
+            if state == want:
+                return
+            time.sleep(0.01)
+        raise AssertionError(f"pid {self.popen.pid} not in state {want} after {timeout} s")
 
     def stop(self, timeout: float = 15.0) -> int | None:
         if self.popen is None or self.popen.poll() is not None:
