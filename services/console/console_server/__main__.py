@@ -44,8 +44,8 @@ def main() -> None:
         host=settings.console_listen_host,
         port=settings.port,
         log_config=None,  # keep the JSON handler configured above
-        # One line per request comes from our middleware, with httpRequest,
-        # the trace and the request id; uvicorn's own would repeat it.
+        # Our middleware writes the access line (failed or slow requests, with
+        # httpRequest, the trace and the request id); Cloud Run logs every request.
         access_log=False,
         # Cloud Run's front end is the only client; trust its X-Forwarded-*.
         proxy_headers=True,

@@ -7,7 +7,8 @@ method and status, with ``error.type`` on server faults. Calls refused by
 policy (RESOURCE_EXHAUSTED, UNAUTHENTICATED, PERMISSION_DENIED) are also
 counted in ``rpc.server.refused`` by reason; the reason comes from the
 service's ``refusal_reasons`` (a phrase of the status message → a short
-name), else the status name.
+name), else the status name. A log line is written for a call that failed or
+was slow only (:mod:`telemetry.access_log`); every call keeps its span.
 
 Everything happens inside the wrapped handler, not in ``intercept_service``:
 grpc runs ``intercept_service`` on its polling thread, while the handler runs
@@ -27,6 +28,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from telemetry.access_log import slow_call_seconds, worth_a_line
 from telemetry.context import REQUEST_ID_HEADER, request_id_scope, sanitise_request_id
 from telemetry.instruments import RPC_REFUSED, RPC_SERVER, RequestInstruments, refused_counter
 from telemetry.setup import Telemetry
@@ -117,13 +119,17 @@ class ServerTelemetryInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         *,
         log_calls: bool = True,
         refusal_reasons: dict[str, str] | None = None,
+        slow_seconds: float | None = None,
     ) -> None:
+        """`slow_seconds`: a successful call this slow gets a log line (default:
+        ``ACCESS_LOG_SLOW_MS``); a failed one always does, unless `log_calls` is off."""
         self._tracer = telemetry.tracer("telemetry.grpc_server")
         meter = telemetry.meter("telemetry.grpc_server")
         self._metrics = RequestInstruments.create(meter, RPC_SERVER, "RPCs served")
         self._refused = refused_counter(meter, RPC_REFUSED)
         self._reasons = dict(refusal_reasons or {})
         self._log_calls = log_calls
+        self._slow_seconds = slow_call_seconds() if slow_seconds is None else slow_seconds
 
     def refused(self, method: str, code: grpc.StatusCode, reason: str) -> None:
         """Count a refusal made outside this interceptor (an outer one, e.g. call bounds)."""
@@ -244,8 +250,11 @@ class _Call:
                 self._span.set_status(Status(StatusCode.ERROR, code.name))
                 if exc is not None and not _is_abort(self._context):
                     self._span.record_exception(exc)
-            if self._owner._log_calls:
-                log.info(
+            if self._owner._log_calls and worth_a_line(
+                code is not grpc.StatusCode.OK, elapsed, self._owner._slow_seconds
+            ):
+                log.log(
+                    logging.WARNING if fault else logging.INFO,
                     "%s %s in %.1f ms",
                     self._method,
                     code.name,
