@@ -64,6 +64,9 @@ def observed(
             "OTEL_EXPORTER_OTLP_CERTIFICATE": f"{containers.CONTAINER_DATA_DIR}/ca.pem",
             **issuer.metadata_env(),
             "GOOGLE_CLOUD_PROJECT": PROJECT,
+            # Every call gets its access line (by default only failed and slow
+            # ones do), so the line of a call that succeeded can be checked.
+            "ACCESS_LOG_SLOW_MS": "0",
         }
         pipeline = track(
             containers.start_pipeline(

@@ -1,5 +1,7 @@
-"""Per-request telemetry of the console: request id, one access log line with
-Cloud Logging's ``httpRequest``, ``http.server.request.duration`` per route
+"""Per-request telemetry of the console: request id, an access log line with
+Cloud Logging's ``httpRequest`` for a request that failed (status 400 or more) or
+was slow (``ACCESS_LOG_SLOW_MS``, :mod:`telemetry.access_log`; Cloud Run logs
+every request itself), ``http.server.request.duration`` per route
 (seconds; ``error.type`` on 5xx, per the semantic conventions) and
 ``http.server.refused`` for requests turned away (413, 429) by the error code
 the console answered with.
@@ -24,6 +26,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from telemetry import REQUEST_ID_HEADER, Telemetry, request_id_scope, sanitise_request_id
+from telemetry.access_log import slow_call_seconds, worth_a_line
 from telemetry.instruments import HTTP_REFUSED, HTTP_SERVER, RequestInstruments, refused_counter
 
 log = logging.getLogger("console_server.access")
@@ -46,8 +49,12 @@ def route_template(scope: Scope) -> str:
 
 
 class RequestTelemetryMiddleware:
-    def __init__(self, app: ASGIApp, *, telemetry: Telemetry) -> None:
+    def __init__(
+        self, app: ASGIApp, *, telemetry: Telemetry, slow_seconds: float | None = None
+    ) -> None:
         self.app = app
+        # A successful request this slow gets a line; default ACCESS_LOG_SLOW_MS.
+        self.slow_seconds = slow_call_seconds() if slow_seconds is None else slow_seconds
         meter = telemetry.meter("console_server")
         self.metrics = RequestInstruments.create(meter, HTTP_SERVER, "HTTP requests per route")
         self.refused = refused_counter(meter, HTTP_REFUSED)
@@ -109,6 +116,8 @@ class RequestTelemetryMiddleware:
             },
             error_type=str(status) if status >= 500 else None,
         )
+        if not worth_a_line(status >= 400, seconds, self.slow_seconds):
+            return
         query = scope.get("query_string", b"").decode("latin-1")
         client = scope.get("client")
         http_request: dict[str, Any] = {
@@ -146,12 +155,12 @@ def refusal_reason(body: bytes, status: int) -> str:
     return str(code)[:64] if isinstance(code, str | int) else str(status)
 
 
-def instrument(app: FastAPI, telemetry: Telemetry) -> None:
+def instrument(app: FastAPI, telemetry: Telemetry, slow_seconds: float | None = None) -> None:
     """Server spans from OpenTelemetry's FastAPI instrumentation (continuing an
     incoming ``traceparent``, e.g. Cloud Run's), and our per-route middleware
     inside them. The instrumentation's own HTTP metrics are off: the middleware
     records requests, errors and duration per route itself."""
-    app.add_middleware(RequestTelemetryMiddleware, telemetry=telemetry)
+    app.add_middleware(RequestTelemetryMiddleware, telemetry=telemetry, slow_seconds=slow_seconds)
     FastAPIInstrumentor.instrument_app(
         app,
         tracer_provider=telemetry.tracer_provider,

@@ -102,22 +102,25 @@ def test_one_trace_from_http_span_to_pipeline_server_span(
     json_log: io.StringIO,
 ) -> None:
     responses: list[httpx.Response] = []
+    run_id = uuid.uuid4().hex
 
     async def scenario(client: httpx.AsyncClient, _app: FastAPI) -> None:
-        responses.append(await client.get("/api/status", headers={"x-request-id": "req-e2e-1"}))
+        # An unknown run: a NOT_FOUND call and a 404, so both sides write their line.
+        path = f"/api/runs/{run_id}"
+        responses.append(await client.get(path, headers={"x-request-id": "req-e2e-1"}))
 
     with_console(pipeline.port, console_side, scenario)
     (response,) = responses
-    assert response.status_code == 200
+    assert response.status_code == 404
     assert response.headers["x-request-id"] == "req-e2e-1"
 
     console_spans = console_side.finished()
     (http,) = [s for s in console_spans if s.kind == SpanKind.SERVER]
     (grpc_client,) = [s for s in console_spans if s.kind == SpanKind.CLIENT]
     (server,) = [
-        s for s in pipeline_side.finished() if s.name == "pipeline.v1.PipelineService/GetStatus"
+        s for s in pipeline_side.finished() if s.name == "pipeline.v1.PipelineService/GetRun"
     ]
-    assert http.name == "GET /api/status"
+    assert http.name == "GET /api/runs/{run_id}"
     assert grpc_client.parent is not None
     assert grpc_client.parent.span_id == http.context.span_id
     assert server.parent is not None
@@ -138,9 +141,38 @@ def test_one_trace_from_http_span_to_pipeline_server_span(
         assert line["logging.googleapis.com/trace"] == trace_field
     access = next(line for line in during if line["logger"] == "console_server.access")
     assert access["httpRequest"]["requestMethod"] == "GET"
-    assert access["httpRequest"]["requestUrl"] == "/api/status"
-    assert access["httpRequest"]["status"] == 200
+    assert access["httpRequest"]["requestUrl"] == f"/api/runs/{run_id}"
+    assert access["httpRequest"]["status"] == 404
     assert access["httpRequest"]["latency"].endswith("s")
+
+
+def access_lines(json_log: io.StringIO) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in json_log.getvalue().splitlines()]
+    return [line for line in lines if line["logger"] == "console_server.access"]
+
+
+def test_a_fast_successful_request_gets_no_access_line_unless_the_threshold_is_zero(
+    pipeline: RunningServer,
+    console_side: Observed,
+    json_log: io.StringIO,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def scenario(client: httpx.AsyncClient, _app: FastAPI) -> None:
+        assert (await client.get("/api/status")).status_code == 200
+
+    with_console(pipeline.port, console_side, scenario)
+    assert access_lines(json_log) == []
+    # ... while its span and its duration are recorded.
+    assert [s.name for s in console_side.finished() if s.kind == SpanKind.SERVER] == [
+        "GET /api/status"
+    ]
+    assert [p.count for p in console_side.points("http.server.request.duration")] == [1]
+
+    monkeypatch.setenv("ACCESS_LOG_SLOW_MS", "0")
+    with_console(pipeline.port, console_side, scenario)
+    (line,) = access_lines(json_log)
+    assert line["httpRequest"]["requestUrl"] == "/api/status"
+    assert line["httpRequest"]["status"] == 200
 
 
 def test_console_metrics_per_route_and_rpc(pipeline: RunningServer, console_side: Observed) -> None:

@@ -38,6 +38,8 @@ from pipeline_server.store.database import (
     current_revision,
     head_revision,
     migrate,
+    migrate_with_alembic,
+    stored_revision,
 )
 from pipeline_server.store.records import timestamp
 from pipeline_server.store.run_store import UNCLAIMED_BLOB_GRACE_S, input_key, output_key
@@ -389,12 +391,42 @@ def test_migrations_build_exactly_the_declared_schema(backend) -> None:  # type:
     engine = create_engine(parse_url(backend.database_url), timeout_s=5)
     try:
         assert current_revision(engine) is None
-        assert migrate(engine) == head_revision()
+        assert migrate_with_alembic(engine) == head_revision()
         with engine.connect() as connection:
             diff = compare_metadata(MigrationContext.configure(connection), metadata)
         assert diff == [], "schema.py and the migrations disagree"
         assert migrate(engine) == head_revision(), "a second run is a no-op"
         assert head_revision() == SCHEMA_REVISION, "database.SCHEMA_REVISION names the newest"
+    finally:
+        engine.dispose()
+
+
+def test_an_empty_store_gets_the_declared_schema_at_alembics_head(backend) -> None:  # type: ignore[no-untyped-def]
+    engine = create_engine(parse_url(backend.database_url), timeout_s=5)
+    try:
+        assert migrate(engine) == SCHEMA_REVISION
+        # Alembic reads it as its own head, finds nothing to upgrade, and sees
+        # exactly the schema its migrations would have built.
+        assert current_revision(engine) == head_revision()
+        assert migrate_with_alembic(engine) == head_revision()
+        with engine.connect() as connection:
+            diff = compare_metadata(MigrationContext.configure(connection), metadata)
+            (count,) = connection.execute(sa.text("SELECT count(*) FROM alembic_version")).one()
+        assert diff == []
+        assert count == 1
+    finally:
+        engine.dispose()
+
+
+def test_a_store_with_tables_but_no_version_is_left_to_alembic(backend) -> None:  # type: ignore[no-untyped-def]
+    engine = create_engine(parse_url(backend.database_url), timeout_s=5)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text("CREATE TABLE runs (id INTEGER PRIMARY KEY)"))
+        # Not empty: no shortcut; Alembic's upgrade meets the table and says so.
+        with pytest.raises(sa.exc.SQLAlchemyError, match="runs"):
+            migrate(engine)
+        assert stored_revision(engine) is None
     finally:
         engine.dispose()
 

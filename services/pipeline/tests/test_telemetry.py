@@ -10,6 +10,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -150,15 +151,53 @@ def test_log_lines_of_a_request_carry_trace_and_request_id(
     stub.RunPipeline(upload(), metadata=CALLER, timeout=60)
     lines = [json.loads(line) for line in json_log.getvalue().splitlines()]
     during = [line for line in lines if line.get("request_id") == "req-123"]
-    # "run ... started", step lines, "run ... COMPLETED", the RPC's own line.
+    # "run ... started", step lines, "run ... COMPLETED" (and the RPC's own line if slow).
     assert len(during) >= 3
     for line in during:
         assert line["logging.googleapis.com/trace"] == f"projects/test-project/traces/{TRACE_ID}"
         assert len(line["logging.googleapis.com/spanId"]) == 16
         assert line["logging.googleapis.com/trace_sampled"] is True
-    rpc_line = next(line for line in during if "rpc" in line)
-    assert rpc_line["rpc"]["method"] == "RunPipeline"
-    assert rpc_line["rpc"]["code"] == "OK"
+
+
+def rpc_lines(json_log: io.StringIO) -> list[dict[str, Any]]:
+    return [line for line in map(json.loads, json_log.getvalue().splitlines()) if "rpc" in line]
+
+
+def test_a_failed_call_gets_a_line_a_fast_successful_one_only_its_span(
+    stub: pb_grpc.PipelineServiceStub, observed: Observed, json_log: io.StringIO
+) -> None:
+    stub.GetStatus(pb.GetStatusRequest(), metadata=CALLER, timeout=10)
+    with pytest.raises(grpc.RpcError):
+        stub.GetRun(pb.GetRunRequest(run_id="nope"), metadata=CALLER, timeout=10)
+    (line,) = rpc_lines(json_log)
+    assert line["rpc"]["method"] == "GetRun"
+    assert line["rpc"]["code"] == "NOT_FOUND"
+    assert line["severity"] == "INFO"  # the caller's mistake, not a server fault
+    assert line["request_id"] == "req-123"
+    assert line["logging.googleapis.com/trace"] == f"projects/test-project/traces/{TRACE_ID}"
+    # Both calls keep their span.
+    assert {"pipeline.v1.PipelineService/GetStatus", "pipeline.v1.PipelineService/GetRun"} <= set(
+        by_name(observed.finished())
+    )
+
+
+def test_with_a_zero_threshold_every_call_gets_a_line(
+    settings: Settings,
+    observed: Observed,
+    json_log: io.StringIO,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ACCESS_LOG_SLOW_MS", "0")
+    running = start(settings, host="127.0.0.1", telemetry=observed.telemetry)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            pb_grpc.PipelineServiceStub(channel).GetStatus(pb.GetStatusRequest(), timeout=10)
+    finally:
+        running.stop(None)
+    (line,) = rpc_lines(json_log)
+    assert line["rpc"]["method"] == "GetStatus"
+    assert line["rpc"]["code"] == "OK"
+    assert line["rpc"]["duration_ms"] >= 0
 
 
 def test_a_run_records_its_upload_size_and_active_runs(

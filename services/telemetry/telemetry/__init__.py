@@ -6,6 +6,8 @@
   ``OTEL_*`` variables choose (default: export nothing); never fails start-up.
 - :mod:`telemetry.grpc_server` / :mod:`telemetry.grpc_aio_client`: spans, metrics,
   ``traceparent`` and ``x-request-id`` on both ends of a gRPC call.
+- :mod:`telemetry.access_log`: which calls get an access log line (failed or slower
+  than ``ACCESS_LOG_SLOW_MS``).
 """
 
 from telemetry.context import (

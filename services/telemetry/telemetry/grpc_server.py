@@ -7,7 +7,8 @@ method and status, with ``error.type`` on server faults. Calls refused by
 policy (RESOURCE_EXHAUSTED, UNAUTHENTICATED, PERMISSION_DENIED) are also
 counted in ``rpc.server.refused`` by reason; the reason comes from the
 service's ``refusal_reasons`` (a phrase of the status message → a short
-name), else the status name.
+name), else the status name. A log line is written for a call that failed or
+was slow only (:mod:`telemetry.access_log`); every call keeps its span.
 
 Everything happens inside the wrapped handler, not in ``intercept_service``:
 grpc runs ``intercept_service`` on its polling thread, while the handler runs
@@ -20,14 +21,22 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from contextvars import Token
 from typing import Any
 
 import grpc
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from telemetry.context import REQUEST_ID_HEADER, request_id_scope, sanitise_request_id
+from telemetry.access_log import slow_call_seconds, worth_a_line
+from telemetry.context import (
+    REQUEST_ID_HEADER,
+    reset_request_id,
+    sanitise_request_id,
+    set_request_id,
+)
 from telemetry.instruments import RPC_REFUSED, RPC_SERVER, RequestInstruments, refused_counter
 from telemetry.setup import Telemetry
 
@@ -117,13 +126,17 @@ class ServerTelemetryInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         *,
         log_calls: bool = True,
         refusal_reasons: dict[str, str] | None = None,
+        slow_seconds: float | None = None,
     ) -> None:
+        """`slow_seconds`: a successful call this slow gets a log line (default:
+        ``ACCESS_LOG_SLOW_MS``); a failed one always does, unless `log_calls` is off."""
         self._tracer = telemetry.tracer("telemetry.grpc_server")
         meter = telemetry.meter("telemetry.grpc_server")
         self._metrics = RequestInstruments.create(meter, RPC_SERVER, "RPCs served")
         self._refused = refused_counter(meter, RPC_REFUSED)
         self._reasons = dict(refusal_reasons or {})
         self._log_calls = log_calls
+        self._slow_seconds = slow_call_seconds() if slow_seconds is None else slow_seconds
 
     def refused(self, method: str, code: grpc.StatusCode, reason: str) -> None:
         """Count a refusal made outside this interceptor (an outer one, e.g. call bounds)."""
@@ -187,33 +200,35 @@ class _Call:
         self._method = method
         self._quiet = quiet
         self._context = context
-        self._stack = ExitStack()
         self._start = 0.0
         self._span: trace.Span = trace.INVALID_SPAN
+        # Tokens rather than an ExitStack of context managers: this runs on every
+        # call, and the generator-based managers cost more than the work (ADR 0026).
+        self._request_token: Token[str | None] | None = None
+        self._span_token: Token[otel_context.Context] | None = None
         self.cancelled = False
 
     def __enter__(self) -> _Call:
         self._start = time.perf_counter()
         metadata = metadata_dict(self._context)
         request_id = sanitise_request_id(metadata.get(REQUEST_ID_HEADER))
-        self._stack.enter_context(request_id_scope(request_id))
+        self._request_token = set_request_id(request_id)
         if not self._quiet:
             parent = propagate.extract(metadata, getter=_GETTER)
-            self._span = self._stack.enter_context(
-                self._owner._tracer.start_as_current_span(
-                    f"{self._service}/{self._method}",
-                    context=parent,
-                    kind=SpanKind.SERVER,
-                    attributes={
-                        "rpc.system": "grpc",
-                        "rpc.service": self._service,
-                        "rpc.method": self._method,
-                        "request.id": request_id,
-                    },
-                    record_exception=False,
-                    set_status_on_exception=False,
-                )
+            self._span = self._owner._tracer.start_span(
+                f"{self._service}/{self._method}",
+                context=parent,
+                kind=SpanKind.SERVER,
+                attributes={
+                    "rpc.system": "grpc",
+                    "rpc.service": self._service,
+                    "rpc.method": self._method,
+                    "request.id": request_id,
+                },
+                record_exception=False,
+                set_status_on_exception=False,
             )
+            self._span_token = otel_context.attach(trace.set_span_in_context(self._span, parent))
         return self
 
     def __exit__(
@@ -244,8 +259,11 @@ class _Call:
                 self._span.set_status(Status(StatusCode.ERROR, code.name))
                 if exc is not None and not _is_abort(self._context):
                     self._span.record_exception(exc)
-            if self._owner._log_calls:
-                log.info(
+            if self._owner._log_calls and worth_a_line(
+                code is not grpc.StatusCode.OK, elapsed, self._owner._slow_seconds
+            ):
+                log.log(
+                    logging.WARNING if fault else logging.INFO,
                     "%s %s in %.1f ms",
                     self._method,
                     code.name,
@@ -254,7 +272,11 @@ class _Call:
                                    "code": code.name, "duration_ms": round(elapsed_ms, 3)}},
                 )  # fmt: skip
         finally:
-            self._stack.close()
+            if self._span_token is not None:
+                self._span.end()
+                otel_context.detach(self._span_token)
+            if self._request_token is not None:
+                reset_request_id(self._request_token)
 
     def _code(self, exc: BaseException | None) -> grpc.StatusCode:
         if self.cancelled:

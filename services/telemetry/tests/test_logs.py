@@ -121,8 +121,11 @@ def test_request_ids_from_outside_are_kept_only_when_safe(value: str | None, kep
     assert len(result) <= 128
 
 
-def test_new_request_ids_differ() -> None:
-    assert new_request_id() != new_request_id()
+def test_new_request_ids_differ_and_are_32_hex_digits() -> None:
+    ids = {new_request_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    assert all(sanitise_request_id(i) == i for i in ids)  # safe to pass on
 
 
 def test_project_from_env() -> None:

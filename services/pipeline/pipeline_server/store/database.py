@@ -198,10 +198,41 @@ def migrate(engine: Engine) -> str:
     """Bring the schema to the newest revision; safe when many instances start at once.
 
     One instance migrates while the others wait on a lock, then find nothing to do.
+    An empty database (a fresh instance's SQLite file, a new Cloud SQL database) gets
+    the declared schema and Alembic's version row directly, without importing Alembic
+    (~100 ms of a cold start, ADR 0026); a store with tables goes through Alembic.
     Returns the revision the database is at.
     """
     if stored_revision(engine) == SCHEMA_REVISION:
         return SCHEMA_REVISION  # the usual start: nothing to do, Alembic never imported
+    with _migration_lock(engine) as connection:
+        if not sa.inspect(connection).get_table_names():
+            _create_declared_schema(connection)
+            log.info("created the run store's schema at revision %s", SCHEMA_REVISION)
+            return SCHEMA_REVISION
+    return migrate_with_alembic(engine)
+
+
+def _create_declared_schema(connection: sa.Connection) -> None:
+    """schema.py's tables and Alembic's version table at SCHEMA_REVISION, one transaction
+    (PostgreSQL's DDL is transactional: a failure leaves the database empty)."""
+    from .schema import metadata
+
+    metadata.create_all(connection)
+    version = sa.Table(
+        "alembic_version",
+        sa.MetaData(),
+        # As Alembic makes it, so its later upgrades find their own table.
+        sa.Column("version_num", sa.String(32), nullable=False),
+        sa.PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
+    )
+    version.create(connection)
+    connection.execute(version.insert().values(version_num=SCHEMA_REVISION))
+    connection.commit()
+
+
+def migrate_with_alembic(engine: Engine) -> str:
+    """Alembic's upgrade to head under the migration lock (stores that have tables)."""
     from alembic import command
     from alembic.runtime.migration import MigrationContext
 
