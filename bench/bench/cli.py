@@ -492,26 +492,48 @@ def warm_section(result: warm.LocustResult) -> dict[str, Any]:
     return section
 
 
+def _subject(args: argparse.Namespace, started: str) -> tuple[bool, dict[str, Any], dict[str, str]]:
+    """What is measured: (remote, meta, local image refs). Remote targets must be on
+    loopback unless --allow-remote; local ones are the images built for this tree."""
+    if not args.pipeline_target:
+        return (False, *_images(args))
+    target = parse_grpc_target(args.pipeline_target)
+    require_loopback("--pipeline-target", target.host, args.allow_remote)
+    if args.console_url:
+        require_loopback(
+            "--console-url", urlsplit(args.console_url).hostname or "", args.allow_remote
+        )
+    commit, dirty = _head()
+    remote_meta: dict[str, Any] = {
+        "commit": commit,
+        "tag": args.label or f"remote-{started.replace(':', '')}",
+        "dirty": dirty,
+        "images": None,
+    }
+    return True, remote_meta, {}
+
+
+def _report_meta(started: str, target: str, meta: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": "bench-report",
+        "created": started,
+        "target": target,
+        "commit": meta["commit"],
+        "tag": meta["tag"],
+        "dirty": meta["dirty"],
+        # The bench code that measured (may differ from the images' commit).
+        "bench_commit": "".join(_bench_head()),
+    }
+
+
+def _say_ratios(result: dict[str, Any]) -> None:
+    for name, r in result["ratios"].items():
+        say(f"  {name:<44} {r['value']:>9.3f}{'' if r['gated'] else '  (not gated)'}")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     started = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
-    remote = bool(args.pipeline_target)
-    if remote:
-        target = parse_grpc_target(args.pipeline_target)
-        require_loopback("--pipeline-target", target.host, args.allow_remote)
-        if args.console_url:
-            require_loopback(
-                "--console-url", urlsplit(args.console_url).hostname or "", args.allow_remote
-            )
-        commit, dirty = _head()
-        meta: dict[str, Any] = {
-            "commit": commit,
-            "tag": args.label or f"remote-{started.replace(':', '')}",
-            "dirty": dirty,
-            "images": None,
-        }
-        refs: dict[str, str] = {}
-    else:
-        meta, refs = _images(args)
+    remote, meta, refs = _subject(args, started)
     out = Path(args.output) if args.output else RESULTS / meta["tag"]
     out.mkdir(parents=True, exist_ok=True)
     say(f"results → {out}")
@@ -576,16 +598,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "capacity": capacity_section["plan"] if capacity_section else None,
     }
     result = report.assemble(
-        meta={
-            "kind": "bench-report",
-            "created": started,
-            "target": target_desc,
-            "commit": meta["commit"],
-            "tag": meta["tag"],
-            "dirty": meta["dirty"],
-            # The bench code that measured (may differ from the images' commit).
-            "bench_commit": "".join(_bench_head()),
-        },
+        meta=_report_meta(started, target_desc, meta),
         machine=machine_info,
         images=meta["images"],
         locust_version=warm.locust_version(),
@@ -604,8 +617,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"wrote {out / report.REPORT_JSON}, {report.REPORT_MD}, {report.CDF_PNG}, "
         f"{report.TIMELINE_PNG}"
     )
-    for name, r in result["ratios"].items():
-        say(f"  {name:<44} {r['value']:>9.3f}{'' if r['gated'] else '  (not gated)'}")
+    _say_ratios(result)
     return 0
 
 
@@ -622,15 +634,9 @@ def cmd_store(args: argparse.Namespace) -> int:
     section, raw = _store_phase(args, ref)
     machine_info["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     result = report.assemble(
-        meta={
-            "kind": "bench-report",
-            "created": started,
-            "target": "local pipeline containers (host network, 127.0.0.1), run store only",
-            "commit": meta["commit"],
-            "tag": meta["tag"],
-            "dirty": meta["dirty"],
-            "bench_commit": "".join(_bench_head()),
-        },
+        meta=_report_meta(
+            started, "local pipeline containers (host network, 127.0.0.1), run store only", meta
+        ),
         machine=machine_info,
         images=meta["images"],
         locust_version=warm.locust_version(),
@@ -644,8 +650,7 @@ def cmd_store(args: argparse.Namespace) -> int:
     )
     report.write(out, result, None, raw)
     say(f"wrote {out / report.REPORT_JSON}, {report.REPORT_MD}")
-    for name, r in result["ratios"].items():
-        say(f"  {name:<44} {r['value']:>9.3f}{'' if r['gated'] else '  (not gated)'}")
+    _say_ratios(result)
     return 0
 
 
@@ -654,24 +659,7 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     started = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     if args.capacity_steps <= 0:
         raise SystemExit("--capacity-steps must be positive for `capacity`")
-    remote = bool(args.pipeline_target)
-    if remote:
-        target = parse_grpc_target(args.pipeline_target)
-        require_loopback("--pipeline-target", target.host, args.allow_remote)
-        if args.console_url:
-            require_loopback(
-                "--console-url", urlsplit(args.console_url).hostname or "", args.allow_remote
-            )
-        commit, dirty = _head()
-        meta: dict[str, Any] = {
-            "commit": commit,
-            "tag": args.label or f"remote-{started.replace(':', '')}",
-            "dirty": dirty,
-            "images": None,
-        }
-        refs: dict[str, str] = {}
-    else:
-        meta, refs = _images(args)
+    remote, meta, refs = _subject(args, started)
     out = Path(args.output) if args.output else RESULTS / f"{meta['tag']}-capacity"
     out.mkdir(parents=True, exist_ok=True)
     say(f"results → {out}")
@@ -684,15 +672,7 @@ def cmd_capacity(args: argparse.Namespace) -> int:
         target_desc = "local containers (host network, 127.0.0.1), capacity only"
     machine_info["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     result = report.assemble(
-        meta={
-            "kind": "bench-report",
-            "created": started,
-            "target": target_desc,
-            "commit": meta["commit"],
-            "tag": meta["tag"],
-            "dirty": meta["dirty"],
-            "bench_commit": "".join(_bench_head()),
-        },
+        meta=_report_meta(started, target_desc, meta),
         machine=machine_info,
         images=meta["images"],
         locust_version=warm.locust_version(),
