@@ -42,6 +42,8 @@ from opentelemetry.proto.collector.metrics.v1 import (
 )
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
+from testkit.otlp_sink import attributes
+
 OTLP_PORT = 4317
 UI_PORT = 16686
 MAX_SPANS = 20_000  # a morning of make up; older spans are dropped first
@@ -95,15 +97,6 @@ class Series:
         return self.bounds[-1] if self.bounds else None
 
 
-def _value(any_value: Any) -> Any:
-    kind = any_value.WhichOneof("value")
-    return getattr(any_value, kind) if kind else None
-
-
-def _attributes(pairs: Any) -> dict[str, Any]:
-    return {kv.key: _value(kv.value) for kv in pairs}
-
-
 class Store:
     """What the receiver was sent: recent spans, the latest point of each series."""
 
@@ -115,7 +108,7 @@ class Store:
     def add_spans(self, request: trace_service_pb2.ExportTraceServiceRequest) -> None:
         found = []
         for rs in request.resource_spans:
-            service = str(_attributes(rs.resource.attributes).get("service.name", "?"))
+            service = str(attributes(rs.resource.attributes).get("service.name", "?"))
             for ss in rs.scope_spans:
                 for s in ss.spans:
                     found.append(
@@ -128,7 +121,7 @@ class Store:
                             s.start_time_unix_nano,
                             s.end_time_unix_nano,
                             s.status.code == STATUS_ERROR,
-                            _attributes(s.attributes),
+                            attributes(s.attributes),
                         )
                     )
         with self._lock:
@@ -137,7 +130,7 @@ class Store:
     def add_metrics(self, request: metrics_service_pb2.ExportMetricsServiceRequest) -> None:
         with self._lock:
             for rm in request.resource_metrics:
-                service = str(_attributes(rm.resource.attributes).get("service.name", "?"))
+                service = str(attributes(rm.resource.attributes).get("service.name", "?"))
                 for sm in rm.scope_metrics:
                     for metric in sm.metrics:
                         for series in _series_of(service, metric):
@@ -167,7 +160,7 @@ def _series_of(service: str, metric: Any) -> Iterator[Series]:
     data = getattr(metric, kind)
     for point in data.data_points:
         series = Series(
-            service, metric.name, metric.unit, _attributes(point.attributes), kind or "?"
+            service, metric.name, metric.unit, attributes(point.attributes), kind or "?"
         )
         if kind == "histogram":
             series.count, series.total = point.count, point.sum

@@ -34,13 +34,15 @@ class Span:
     attributes: dict[str, Any]
 
 
-def _value(any_value: Any) -> Any:
+def attribute_value(any_value: Any) -> Any:
+    """An OTLP ``AnyValue`` as the Python value it holds (None when empty)."""
     field = any_value.WhichOneof("value")
     return getattr(any_value, field) if field else None
 
 
-def _attributes(pairs: Any) -> dict[str, Any]:
-    return {kv.key: _value(kv.value) for kv in pairs}
+def attributes(pairs: Any) -> dict[str, Any]:
+    """OTLP ``KeyValue`` pairs (resource, span or point attributes) as a dict."""
+    return {kv.key: attribute_value(kv.value) for kv in pairs}
 
 
 class OtlpSink(
@@ -125,7 +127,7 @@ class OtlpSink(
     def _spans(self, request: trace_service_pb2.ExportTraceServiceRequest) -> None:
         found = []
         for rs in request.resource_spans:
-            service = str(_attributes(rs.resource.attributes).get("service.name"))
+            service = str(attributes(rs.resource.attributes).get("service.name"))
             for ss in rs.scope_spans:
                 for span in ss.spans:
                     found.append(
@@ -136,7 +138,7 @@ class OtlpSink(
                             span.trace_id.hex(),
                             span.span_id.hex(),
                             span.parent_span_id.hex(),
-                            _attributes(span.attributes),
+                            attributes(span.attributes),
                         )
                     )
         with self._lock:
@@ -145,12 +147,12 @@ class OtlpSink(
     def _metrics(self, request: metrics_service_pb2.ExportMetricsServiceRequest) -> None:
         with self._lock:
             for rm in request.resource_metrics:
-                service = str(_attributes(rm.resource.attributes).get("service.name"))
+                service = str(attributes(rm.resource.attributes).get("service.name"))
                 for sm in rm.scope_metrics:
                     for metric in sm.metrics:
                         data = getattr(metric, metric.WhichOneof("data") or "")
                         points = self.metrics.setdefault((service, metric.name), [])
-                        points.extend(_attributes(p.attributes) for p in data.data_points)
+                        points.extend(attributes(p.attributes) for p in data.data_points)
 
     def wait_for[T](self, what: Callable[[OtlpSink], T | None], timeout: float = 20) -> T:
         """Poll until `what(self)` is truthy (exports are batched)."""
